@@ -1,0 +1,3 @@
+from posestream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""Data that flows through the graph.
+
+Everything here is a small frozen dataclass over numpy arrays (struct of arrays, one row per
+person). Shapes are validated on construction so a wrong array fails where it is made, not three
+stages later. Conventions: boxes are ``xyxy`` in pixels of the source frame, keypoints ``(x, y)`` in
+pixels of the source frame, ``pts`` is media time in seconds from the container, ``t_*`` are
+``time.monotonic()`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["Frame", "Detections", "Tracks", "Poses", "Packet", "COCO_KEYPOINTS", "COCO_SKELETON"]
+
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+# Pairs of indices into COCO_KEYPOINTS (0-based), the COCO person skeleton.
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
+    (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+
+
+def _check(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> None:
+    """Raise ValueError unless ``array`` has ``len(shape)`` dims matching ``shape`` (None = any)."""
+    if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
+        raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded picture.
+
+    image: (H, W, 3) uint8, BGR (OpenCV order).
+    index: 0-based position in the stream (counts decoded frames, not dropped ones).
+    pts: presentation time in seconds from the container (variable frame rate stays correct).
+    t_capture: ``time.monotonic()`` when the frame left the decoder (for capture-to-render latency).
+    """
+
+    index: int
+    pts: float
+    t_capture: float
+    image: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check("Frame.image", self.image, (None, None, 3))
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Person boxes from a detector.
+
+    xyxy: (N, 4) float32 pixels; score: (N,) float32 in [0, 1].
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check("Detections.score", self.score, (None,))
+        _check("Detections.xyxy", self.xyxy, (len(self.score), 4))
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracks:
+    """Tracked people of one frame.
+
+    xyxy: (N, 4) float32 pixels; score: (N,) float32; track_id: (N,) int64, stable across frames.
+    """
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    track_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check("Tracks.score", self.score, (None,))
+        _check("Tracks.xyxy", self.xyxy, (len(self.score), 4))
+        _check("Tracks.track_id", self.track_id, (len(self.score),))
+
+    @classmethod
+    def empty(cls) -> Tracks:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+@dataclass(frozen=True, slots=True)
+class Poses:
+    """Keypoints of the people of one frame.
+
+    keypoints: (N, K, 2) float32, (x, y) pixels of the source frame.
+    scores: (N, K) float32 in [0, 1] (heatmap peak values).
+    xyxy: (N, 4) float32, the box each pose was estimated in.
+    track_id: (N,) int64; -1 where the person is not tracked.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    xyxy: np.ndarray
+    track_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check("Poses.keypoints", self.keypoints, (None, None, 2))
+        n, k = self.keypoints.shape[:2]
+        _check("Poses.scores", self.scores, (n, k))
+        _check("Poses.xyxy", self.xyxy, (n, 4))
+        _check("Poses.track_id", self.track_id, (n,))
+
+    @classmethod
+    def empty(cls, num_keypoints: int = 17) -> Poses:
+        return cls(
+            np.zeros((0, num_keypoints, 2), np.float32),
+            np.zeros((0, num_keypoints), np.float32),
+            np.zeros((0, 4), np.float32),
+            np.zeros((0,), np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """What travels between stages: one frame and everything found in it so far.
+
+    Stages return ``packet.with_(...)`` rather than mutating. ``timings`` maps stage name to the
+    seconds that stage spent on this packet (filled by the graph runtime); ``annotated`` is the
+    rendered picture, (H, W, 3) uint8 BGR, once the render stage has run.
+    """
+
+    frame: Frame
+    detections: Detections | None = None
+    tracks: Tracks | None = None
+    poses: Poses | None = None
+    annotated: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def index(self) -> int:
+        return self.frame.index
+
+    def with_(self, **changes: object) -> Packet:
+        """A copy with ``changes`` applied (timings dict is shared on purpose: the runtime fills it)."""
+        return replace(self, **changes)
