@@ -1,0 +1,166 @@
+"""Assembly: a config and a source become a ready-to-run graph.
+
+This is the one place that knows which stage follows which; the stages stay thin and the cores
+(models, tracking, filters, geometry) know nothing about threads. Everything that can fail because
+of user input (source, model files, output paths) fails here, before a thread starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from posestream.config import Config
+from posestream.io.video import SourceInfo, open_source
+from posestream.pipeline.channel import Overflow
+from posestream.pipeline.graph import Graph
+from posestream.stages.decode import DecodeSource
+from posestream.stages.render import RenderStage
+from posestream.stages.sinks import KeypointSink, VideoSink
+
+__all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER"]
+
+log = logging.getLogger(__name__)
+
+RANDOM_BANNER = "RANDOM WEIGHTS: keypoints are meaningless"
+
+
+@dataclass
+class Pipeline:
+    graph: Graph
+    source: SourceInfo
+    live: bool
+    model_name: str | None = None
+    random_weights: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
+
+
+def build_pose_backend(config: Config):
+    """The pose backend named by ``config.pose``, or None when no pose model is configured."""
+    pose = config.pose
+    if pose.model:
+        from posestream.runtime.factory import open_pose_backend
+
+        return open_pose_backend(
+            pose.model, providers=pose.providers, threads=pose.threads, device=pose.device, dtype=pose.dtype
+        )
+    if pose.variant:
+        from posestream.models.checkpoint import load_weights
+        from posestream.models.vitpose import build_vitpose
+        from posestream.models.weights import resolve_weights
+        from posestream.runtime.torch import TorchPoseBackend
+
+        model = build_vitpose(pose.variant, decoder=pose.decoder)
+        path = resolve_weights(pose.weights or "none", pose.variant)
+        if path is not None:
+            load_weights(model, path)
+        backend = TorchPoseBackend(model, device=pose.device, dtype=pose.dtype)
+        backend.random_weights = path is None
+        return backend
+    return None
+
+
+def build_pipeline(
+    source_spec: str,
+    config: Config,
+    *,
+    extra_stages: list | None = None,
+) -> Pipeline:
+    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses."""
+    src_cfg = config.source
+    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames)
+    try:
+        info = reader.info
+        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
+        stages: list = []
+        backend = build_pose_backend(config)
+        detector = _build_detector(config) if (backend is not None or config.detector.model) else None
+        if detector is not None:
+            from posestream.stages.detect import DetectStage
+
+            stages.append(DetectStage(detector, config.detector.detect_every))
+            if config.tracker.enabled:
+                from posestream.stages.track import TrackStage
+
+                stages.append(TrackStage(_build_tracker(config)))
+        pipeline = Pipeline(graph=None, source=info, live=live)  # type: ignore[arg-type]
+        if backend is not None:
+            from posestream.models.estimator import TopDownEstimator
+            from posestream.stages.pose import PoseStage
+
+            estimator = TopDownEstimator(backend, batch_buckets=config.pose.batch_buckets)
+            stages.append(PoseStage(estimator))
+            pipeline.extras["estimator"] = estimator
+            pipeline.model_name = backend.name
+            pipeline.random_weights = bool(getattr(backend, "random_weights", False))
+            if config.smooth.filter != "none":
+                from posestream.stages.smooth import SmoothStage
+
+                stages.append(SmoothStage(_build_smoother(config)))
+        out = config.output
+        if config.render.enabled and (out.video or extra_stages):
+            r = config.render
+            banner = RANDOM_BANNER if pipeline.random_weights else None
+            stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
+                                      hud=r.hud, banner=banner))  # fmt: skip
+        if out.video:
+            stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
+                                    crf=out.crf, preset=out.preset))  # fmt: skip
+        if out.json or out.csv:
+            stages.append(KeypointSink(out.json, out.csv, random_weights=pipeline.random_weights))
+        stages += extra_stages or []
+        if not stages:  # nothing configured: still decode, so `run` measures the source
+            stages.append(RenderStage(hud=False))
+        p = config.pipeline
+        policy = {"auto": Overflow.DROP_OLDEST if live else Overflow.BLOCK, "block": Overflow.BLOCK,
+                  "drop_oldest": Overflow.DROP_OLDEST}[p.overflow]  # fmt: skip
+        capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
+        source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
+        pipeline.graph = Graph(source, stages, capacity=capacity, overflow=policy,
+                               shutdown_timeout=p.shutdown_timeout_s)  # fmt: skip
+        return pipeline
+    except BaseException:
+        reader.close()
+        raise
+
+
+def _build_detector(config: Config):
+    from posestream.models.detector import FullFrameDetector, load_person_detector
+
+    d = config.detector
+    if not d.model:
+        return FullFrameDetector()
+    return load_person_detector(
+        d.model,
+        score_threshold=d.score_threshold,
+        nms_iou_threshold=d.nms_iou_threshold,
+        max_people=d.max_people,
+        intra_op_threads=d.threads,
+    )
+
+
+def _build_tracker(config: Config):
+    from posestream.tracking.bytetrack import ByteTrack
+
+    t = config.tracker
+    return ByteTrack(
+        track_activation_threshold=t.track_activation_threshold,
+        low_score_threshold=t.low_score_threshold,
+        minimum_matching_threshold=t.minimum_matching_threshold,
+        lost_track_buffer=t.lost_track_buffer,
+        frame_rate=t.frame_rate,
+        minimum_consecutive_frames=t.minimum_consecutive_frames,
+    )
+
+
+def _build_smoother(config: Config):
+    from posestream.filters.smoother import PoseSmoother
+
+    s = config.smooth
+    params: dict[str, float] = {}
+    if s.filter == "one_euro":
+        params = {"min_cutoff": s.min_cutoff, "beta": s.beta, "d_cutoff": s.d_cutoff}
+    elif s.filter == "kalman":
+        params = {"process_noise": s.process_noise, "measurement_noise": s.measurement_noise}
+    return PoseSmoother(kind=s.filter, score_threshold=s.score_threshold, forget_after_s=s.forget_after_s, **params)

@@ -1,0 +1,261 @@
+"""Command line: ``posestream run | export | eval | train | bench | info``.
+
+Exit codes: 0 success; 1 a failure inside the graph (the message names the stage and frame);
+2 bad input (missing or unreadable source, unknown config key, bad flag, bad model file), with a
+one-line message and no traceback; 130 stopped by Ctrl-C / SIGTERM (outputs are still finalised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from posestream import __version__
+from posestream.errors import ExportError, InputError, StageError
+
+__all__ = ["main"]
+
+log = logging.getLogger("posestream")
+
+# Subcommands implemented in their own modules: name -> (module, help). Each module exposes
+# add_arguments(parser) and run(args) -> int.
+SUBCOMMANDS = {
+    "export": ("posestream.export.cli", "export ViTPose to ONNX (verified against PyTorch) or TensorRT"),
+    "eval": ("posestream.evaluation.cli", "COCO keypoint AP of a pose model on a COCO-format dataset"),
+    "train": ("posestream.training.cli", "fine-tune ViTPose on a COCO-format keypoint dataset"),
+    "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 already; keep one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="posestream", description="Real-time human pose estimation on video with ViTPose.")
+    parser.add_argument("--version", action="version", version=f"posestream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a video file, image folder, camera or URL through the graph")
+    run.add_argument("source", help="video file, image folder/glob, camera index (0 = /dev/video0) or URL")
+    run.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="override one config value, e.g. --set tracker.lost_track_buffer=60")  # fmt: skip
+    run.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
+    run.add_argument("--pose-model", help="exported ViTPose ONNX file")
+    run.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
+    run.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    run.add_argument("--smooth", choices=["none", "one_euro", "kalman"], help="temporal smoothing filter")
+    run.add_argument("--out-video", help="annotated H.264 MP4")
+    run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
+    run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
+    run.add_argument("--max-frames", type=int, help="stop after N frames")
+    run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
+    run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
+    run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sub.add_parser("info", help="versions, onnxruntime providers, GPU availability")
+
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            p.set_defaults(_missing=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "info":
+            return _info()
+        if getattr(args, "_missing", None):
+            raise InputError(f"'{args.command}' is not available in this build ({args._missing} missing)")
+        module = importlib.import_module(SUBCOMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except InputError as exc:
+        print(f"posestream: error: {exc}", file=sys.stderr)
+        return 2
+    except StageError as exc:
+        print(f"posestream: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc.cause, InputError) else 1
+    except ExportError as exc:
+        print(f"posestream: export failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("posestream: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- run
+def _run(args: argparse.Namespace) -> int:
+    from posestream.app import RANDOM_BANNER, build_pipeline
+    from posestream.config import apply_overrides, load_config
+
+    config = load_config(args.config, args.overrides)
+    flags = {
+        "detector.model": args.detector,
+        "pose.model": args.pose_model,
+        "pose.variant": args.variant,
+        "pose.weights": args.weights,
+        "smooth.filter": args.smooth,
+        "output.video": args.out_video,
+        "output.json": args.out_json,
+        "output.csv": args.out_csv,
+        "source.max_frames": args.max_frames,
+        "source.realtime": True if args.realtime else None,
+    }
+    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
+    if args.variant and config.pose.model:
+        raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
+    if args.show:
+        _check_gui()
+
+    extra, server = [], None
+    if args.serve:
+        from posestream.serve.server import LiveServer
+        from posestream.stages.serve import ServeSink
+
+        host, port = _parse_hostport(args.serve)
+        server = LiveServer(host=host, port=port)
+        extra.append(ServeSink(server))
+    pipeline = build_pipeline(args.source, config, extra_stages=extra)
+    if server is not None:
+        extra[0].bind(pipeline)
+        server.start()
+        print(f"live view on {server.url}", file=sys.stderr)
+    if pipeline.random_weights:
+        print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
+
+    graph = pipeline.graph
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: graph.request_stop())
+    bar = None
+    if not args.no_progress and not pipeline.live and sys.stderr.isatty() or _force_progress():
+        from tqdm import tqdm
+
+        bar = tqdm(total=pipeline.source.frame_count, unit="frame", desc="posestream", dynamic_ncols=True)
+
+    def tick(g) -> None:
+        if bar is not None:
+            done = g.metrics[-1].frames_in
+            bar.update(done - bar.n)
+
+    try:
+        result = graph.run(on_tick=tick)
+    finally:
+        if bar is not None:
+            tick(graph)
+            bar.close()
+        if server is not None:
+            server.stop()
+    _print_summary(result, pipeline)
+    if result.interrupted:
+        print("posestream: stopped early; outputs were finalised", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("POSESTREAM_PROGRESS") == "1"
+
+
+def _parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InputError(f"--serve '{text}': expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host or "127.0.0.1", int(port)
+
+
+def _check_gui() -> None:
+    import cv2
+
+    info = cv2.getBuildInformation()
+    gui = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.strip().startswith("GUI:")), "NONE")
+    if gui.upper() == "NONE":
+        raise InputError(
+            "--show needs an OpenCV build with a GUI, and this one (opencv-python-headless) has none: "
+            "use --serve 127.0.0.1:8080 and open the page in a browser"
+        )
+
+
+def _print_summary(result, pipeline) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"posestream: {result.stages[-1].frames_in} frames in {result.wall_s:.1f} s")
+    for col in ("stage", "in", "out", "dropped", "p50 ms", "p95 ms", "busy", "max queue"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for s in result.stages:
+        table.add_row(s.name, str(s.frames_in), str(s.frames_out), str(s.dropped), f"{s.p50_ms:.1f}",
+                      f"{s.p95_ms:.1f}", f"{s.busy:.0%}", str(s.max_queue))  # fmt: skip
+    console = Console(stderr=True)
+    console.print(table)
+    if pipeline.random_weights:
+        console.print("[bold red]random weights: keypoints are meaningless[/]")
+
+
+# --------------------------------------------------------------------------- info
+def _info() -> int:
+    import platform
+
+    import av
+    import cv2
+    import numpy
+    import onnxruntime as ort
+
+    lines = {
+        "posestream": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": numpy.__version__,
+        "opencv": cv2.__version__,
+        "pyav": av.__version__,
+        "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))) + " (libavcodec)",
+        "libx264": "yes" if "libx264" in av.codecs_available else "no",
+        "onnxruntime": ort.__version__,
+        "onnxruntime providers": ", ".join(ort.get_available_providers()),
+    }
+    try:
+        import torch
+
+        lines["torch"] = torch.__version__
+        cuda = torch.cuda.is_available()
+        lines["torch cuda"] = f"yes ({torch.cuda.get_device_name(0)})" if cuda else "no"
+    except ImportError:
+        cuda = False
+        lines["torch"] = "not installed"
+    ort_gpu = any(p in ort.get_available_providers() for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
+    try:
+        import tensorrt  # noqa: F401
+
+        lines["tensorrt"] = tensorrt.__version__
+    except ImportError:
+        lines["tensorrt"] = "not installed"
+    lines["gpu usable"] = "yes" if (cuda or ort_gpu) else "no (CPU only)"
+    width = max(map(len, lines))
+    for key, value in lines.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Configuration: YAML -> typed frozen dataclasses.
+
+Every key is checked against the dataclass it lands in: an unknown key or a value of the wrong type
+is a ``ConfigError`` naming its path (``tracker.lost_track_buffer: expected int, got 'abc'``).
+Built-in presets live in ``posestream/configs/*.yaml`` and are named without the suffix
+(``webcam``, ``sports``, ``bench``); ``--set section.key=value`` overrides one value (the value
+is parsed as YAML, so ``--set pose.providers=[cuda,cpu]`` works).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from posestream.errors import ConfigError
+
+__all__ = [
+    "Config", "SourceConfig", "PipelineConfig", "DetectorConfig", "TrackerConfig", "PoseConfig",
+    "SmoothConfig", "RenderConfig", "OutputConfig", "load_config", "preset_names", "apply_overrides",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    live: Literal["auto", "true", "false"] = "auto"  # auto: cameras and network streams are live
+    realtime: bool = False  # play a file at its native rate (as if it were a camera); implies live
+    image_fps: float = 30.0  # frame rate assumed for image folders
+    max_frames: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    queue_size: int = 4  # capacity of each edge for files (lossless back-pressure)
+    live_queue_size: int = 1  # capacity of each edge for live sources (drop-oldest)
+    overflow: Literal["auto", "block", "drop_oldest"] = "auto"  # auto: drop_oldest iff live
+    shutdown_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    model: str | None = None  # YOLOX / Ultralytics ONNX; None = one box covering the whole frame
+    score_threshold: float = 0.3  # lower finds more people (and more false boxes)
+    nms_iou_threshold: float = 0.45  # boxes overlapping more than this are duplicates
+    detect_every: int = 1  # run the detector every N frames; the tracker predicts boxes between
+    max_people: int = 100
+    providers: tuple[str, ...] = ("cpu",)
+    threads: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    enabled: bool = True
+    track_activation_threshold: float = 0.5  # detections above this start new tracks
+    low_score_threshold: float = 0.1  # detections between this and activation only extend tracks
+    minimum_matching_threshold: float = 0.8  # max (1 - IoU*score) cost for the first association
+    lost_track_buffer: int = 30  # frames (at frame_rate) a lost track waits to be found again
+    frame_rate: float = 30.0  # converts lost_track_buffer to seconds
+    minimum_consecutive_frames: int = 1  # frames before a new track is reported
+
+
+@dataclass(frozen=True, slots=True)
+class PoseConfig:
+    model: str | None = None  # an exported ONNX file; or build from variant + weights
+    variant: str | None = None  # s | b | l | h (with `weights`, runs through PyTorch)
+    weights: str | None = None  # path, known name (vitpose-b-coco) or 'none' (random)
+    decoder: Literal["classic", "simple"] = "classic"
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    providers: tuple[str, ...] = ("cpu",)  # onnxruntime: cpu | cuda | tensorrt
+    device: str = "cpu"  # torch
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # torch
+    threads: int = 2
+    batch_buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True, slots=True)
+class SmoothConfig:
+    filter: Literal["none", "one_euro", "kalman"] = "one_euro"
+    score_threshold: float = 0.3  # keypoints below this do not move the estimate
+    min_cutoff: float = 1.0  # one-euro: Hz; lower = smoother when still, more lag
+    beta: float = 0.05  # one-euro: speed coefficient; higher = less lag when moving fast
+    d_cutoff: float = 1.0  # one-euro: Hz, cutoff for the speed estimate
+    process_noise: float = 3000.0  # kalman: acceleration noise (px/s^2)^2; higher = less lag
+    measurement_noise: float = 4.0  # kalman: px^2 at score 1
+    forget_after_s: float = 1.0  # drop a track's filter state when unseen this long
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    enabled: bool = True
+    keypoint_threshold: float = 0.3  # keypoints scoring below this are not drawn
+    draw_boxes: bool = True
+    hud: bool = True  # fps, latency and people count in the corner
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    video: str | None = None
+    json: str | None = None
+    csv: str | None = None
+    crf: int = 20  # H.264 quality: lower = better and bigger
+    preset: str = "veryfast"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+# --------------------------------------------------------------------------- loading
+def preset_names() -> list[str]:
+    folder = resources.files("posestream") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A preset name, a YAML file, or None (defaults); then ``section.key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if name_or_path:
+        data = _read_yaml(name_or_path)
+    for item in overrides:
+        _apply_override(data, item)
+    return _build(Config, data, "")
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Return ``config`` with dotted keys replaced (CLI flags such as --detector), type-checked."""
+    data = _to_dict(config)
+    for dotted, value in overrides.items():
+        _set_path(data, dotted, value)
+    return _build(Config, data, "")
+
+
+def _read_yaml(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    else:
+        preset = resources.files("posestream") / "configs" / f"{name_or_path}.yaml"
+        if not preset.is_file():
+            raise ConfigError(
+                f"unknown config '{name_or_path}': not a file and not a preset ({', '.join(preset_names())})"
+            )
+        text, where = preset.read_text(encoding="utf-8"), f"preset '{name_or_path}'"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {where} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {where}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set '{item}': expected section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    _set_path(data, key.strip(), value)
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: '{part}' is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return obj
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"unknown config key '{key}' (known here: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{path}.{name}" if path else name
+        kwargs[name] = _coerce(hints[name], value, key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, key)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise errors[0] if len(errors) == 1 else ConfigError(f"{key}: value {value!r} fits none of {tp}")
+    if origin is Literal:
+        allowed = [str(a) for a in args]
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if text not in allowed:
+            raise ConfigError(f"{key}: expected one of {allowed}, got {value!r}")
+        return text
+    if origin is tuple:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this module

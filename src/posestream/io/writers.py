@@ -1,0 +1,218 @@
+"""Crash-safe outputs: annotated video (PyAV, H.264) and keypoint files (JSON Lines, CSV).
+
+Video: while running, the MP4 is written *fragmented* (``frag_keyframe+empty_moov``, one keyframe a
+second), so a run that is killed outright still leaves a playable file holding everything up to the
+last fragment. A clean ``close()`` then remuxes it (stream copy, no re-encode) into a regular MP4
+with ``+faststart`` (index first: a browser starts playing before the download ends) and replaces
+the file atomically. Codec H.264 (libx264, bundled in PyAV's FFmpeg), pixel format yuv420p (what
+browsers decode), frame times copied from the source's pts.
+
+Keypoints: one JSON object per line and per frame, written with a single ``write`` and flushed, so
+a killed run leaves whole lines only (a reader may drop a final partial line at worst).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from posestream.errors import InputError
+from posestream.types import COCO_KEYPOINTS, Poses
+
+__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records"]
+
+log = logging.getLogger(__name__)
+
+FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
+
+
+def _prepare_path(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} output '{path}' is a directory (expected a file path)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{what} output '{path}': cannot create its folder ({exc.strerror})") from None
+    return path
+
+
+class VideoWriter:
+    """H.264 MP4 writer. ``write(image_bgr, pts)``; ``close()`` finalises (see module docstring).
+
+    size_wh: frame size; odd sizes are padded by one black row/column (yuv420p needs even sizes).
+    time_base: the source stream's time base, so output pts equal input pts exactly.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        size_wh: tuple[int, int],
+        *,
+        fps: float | None = None,
+        time_base: Fraction | None = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+    ) -> None:
+        self.path = _prepare_path(path, "video")
+        self.size_wh = size_wh
+        w, h = size_wh
+        self._even_wh = (w + w % 2, h + h % 2)
+        self.time_base = time_base or Fraction(1, 1000)
+        rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
+        try:
+            self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": FRAGMENTED})
+        except (av.FFmpegError, OSError) as exc:
+            raise InputError(f"video output '{self.path}' cannot be written: {exc}") from None
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = self._even_wh
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = self.time_base
+        stream.time_base = self.time_base
+        # A keyframe (hence a fragment) about every second bounds what a killed run loses. No
+        # B-frames: without reordering, output pts equal source pts (no edit-list shift) and the
+        # encoder adds no frame delay.
+        stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(float(rate)))), "bf": "0"}
+        self._stream = stream
+        self._last_pts = -1
+        self.frames_written = 0
+        self._closed = False
+
+    def write(self, image_bgr: np.ndarray, pts: float) -> None:
+        h, w = image_bgr.shape[:2]
+        if (w, h) != self.size_wh:
+            raise ValueError(f"VideoWriter: frame is {w}x{h}, the stream was opened for {self.size_wh}")
+        if self._even_wh != (w, h):
+            padded = np.zeros((self._even_wh[1], self._even_wh[0], 3), np.uint8)
+            padded[:h, :w] = image_bgr
+            image_bgr = padded
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")
+        frame = frame.reformat(format="yuv420p")
+        ticks = int(round(pts / self.time_base))
+        frame.pts = max(ticks, self._last_pts + 1)  # the encoder needs strictly increasing pts
+        frame.time_base = self.time_base
+        self._last_pts = frame.pts
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+        if self.frames_written:
+            _remux_faststart(self.path)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _remux_faststart(path: Path) -> None:
+    """Rewrite a fragmented MP4 as a regular one with the index in front (stream copy)."""
+    tmp = path.with_name(path.name + ".faststart.tmp")
+    try:
+        with av.open(str(path)) as src, av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+            in_stream = src.streams.video[0]
+            out_stream = dst.add_stream_from_template(in_stream)
+            for packet in src.demux(in_stream):
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                packet.stream = out_stream
+                dst.mux(packet)
+        os.replace(tmp, path)
+    except (av.FFmpegError, OSError):
+        log.exception("could not remux '%s' with +faststart; the fragmented MP4 is kept (it plays)", path)
+        tmp.unlink(missing_ok=True)
+
+
+def poses_to_records(poses: Poses | None) -> list[dict]:
+    """One dict per person: track_id, box_xyxy, keypoints [[x, y, score] x K] (NaN -> null)."""
+    if poses is None:
+        return []
+    people = []
+    kps = np.concatenate([poses.keypoints, poses.scores[..., None]], axis=-1)  # (N, K, 3)
+    for i in range(len(poses)):
+        people.append(
+            {
+                "track_id": int(poses.track_id[i]),
+                "box_xyxy": [_num(v) for v in poses.xyxy[i]],
+                "keypoints": [[_num(v) for v in kp] for kp in kps[i]],
+            }
+        )
+    return people
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else round(value, 3)
+
+
+class KeypointJsonlWriter:
+    """JSON Lines: ``{"frame", "pts", "people": [{"track_id", "box_xyxy", "keypoints"}]}`` per line.
+
+    Exactly one line per frame, nothing else (keypoint order: ``posestream.types.COCO_KEYPOINTS``).
+    ``extra`` is merged into every line, e.g. ``{"random_weights": true}`` so no consumer of a
+    random-weight run can miss it.
+    """
+
+    def __init__(self, path: str | Path, extra: dict | None = None) -> None:
+        self.path = _prepare_path(path, "JSON")
+        self.extra = dict(extra or {})
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+        line = {"frame": frame_index, "pts": round(pts, 6), "people": poses_to_records(poses), **self.extra}
+        self._file.write(json.dumps(line, separators=(",", ":")) + "\n")  # one write: whole lines only
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class KeypointCsvWriter:
+    """CSV, one row per person and frame: frame, pts, track_id, box, then x, y, score per keypoint."""
+
+    def __init__(self, path: str | Path, keypoint_names: tuple[str, ...] = COCO_KEYPOINTS,
+                 random_weights: bool = False) -> None:  # fmt: skip
+        self.path = _prepare_path(path, "CSV")
+        self.random_weights = random_weights
+        self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._csv = csv.writer(self._file)
+        cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"]
+        for name in keypoint_names:
+            cols += [f"{name}_x", f"{name}_y", f"{name}_score"]
+        if random_weights:  # a column nobody can miss; absent in normal runs
+            cols.append("random_weights")
+        self._csv.writerow(cols)
+        self._file.flush()
+
+    def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+        for person in poses_to_records(poses):
+            row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
+            for kp in person["keypoints"]:
+                row += kp
+            if self.random_weights:
+                row.append("true")
+            self._csv.writerow(["" if v is None else v for v in row])
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()

@@ -1,0 +1,241 @@
+"""The graph runtime: a source and a chain of stages, each on its own worker thread.
+
+It knows nothing about pose. Items are opaque; the runtime only reads ``item.index`` (to name the
+frame in an error) and, when present, writes ``item.timings[stage_name]`` (seconds spent).
+
+Lifecycle of one worker::
+
+    open() -> loop { get from inbox -> process() -> put to outbox } -> close()   # close() always
+
+End of stream is a closed channel: the source closes its outbox when ``read()`` returns None, each
+worker drains its inbox, closes its stage and then its outbox. A failing stage records its
+exception and sets the shared stop event; every channel is then closed so nobody waits, and
+``Graph.run`` re-raises the failure as ``StageError(stage, frame_index)`` once the workers have
+finalised (or after ``shutdown_timeout`` for a stage blocked inside ``process``). Ctrl-C in the
+main thread and ``request_stop()`` (SIGTERM) stop it the same way, without an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from posestream.errors import StageError
+from posestream.pipeline.channel import Channel, Closed, Empty, Overflow
+from posestream.pipeline.metrics import StageMetrics, StageSnapshot
+
+__all__ = ["Graph", "GraphResult", "Source", "Stage"]
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1  # every blocking call wakes at least this often to re-check the stop event
+
+
+class Stage(Protocol):
+    name: str
+
+    def open(self) -> None: ...  # on the worker thread, before the first item
+
+    def process(self, item: Any) -> Any | None: ...  # None = drop on purpose
+
+    def close(self) -> None: ...  # always called, also after a failed open()
+
+
+class Source(Protocol):
+    name: str
+    live: bool  # True: frames arrive on their own clock (camera, network); edges drop oldest
+
+    def open(self) -> None: ...
+
+    def read(self) -> Any | None: ...  # None = end of stream
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GraphResult:
+    interrupted: bool  # stopped by Ctrl-C / request_stop() before the source ended
+    wall_s: float
+    stages: list[StageSnapshot]
+    stuck: list[str]  # stages that did not stop within shutdown_timeout
+
+
+class Graph:
+    """A linear stage graph: ``source -> stages[0] -> ... -> stages[-1]``.
+
+    overflow: one policy for every edge, or one per edge (``len(stages)`` edges: the edge *into*
+    each stage). capacity: queue length of each edge, likewise.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        stages: Sequence[Stage],
+        *,
+        capacity: int | Sequence[int] = 4,
+        overflow: Overflow | Sequence[Overflow] = Overflow.BLOCK,
+        shutdown_timeout: float = 2.0,
+    ) -> None:
+        if not stages:
+            raise ValueError("Graph needs at least one stage after the source")
+        n = len(stages)
+        capacities = [capacity] * n if isinstance(capacity, int) else list(capacity)
+        overflows = [overflow] * n if isinstance(overflow, (str, Overflow)) else list(overflow)
+        if len(capacities) != n or len(overflows) != n:
+            raise ValueError(f"Graph: need {n} capacities/overflows (one per edge)")
+        self.source = source
+        self.stages = list(stages)
+        self.edges = [
+            Channel(c, Overflow(o), name=f"->{s.name}") for c, o, s in zip(capacities, overflows, stages)
+        ]
+        self.metrics = [StageMetrics(source.name)] + [StageMetrics(s.name) for s in stages]
+        self.shutdown_timeout = shutdown_timeout
+        self._stop = threading.Event()
+        self._interrupted = False
+        self._error: StageError | None = None
+        self._error_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- control
+    def request_stop(self) -> None:
+        """Stop without error (Ctrl-C, SIGTERM, a closed window). Safe from any thread/handler."""
+        self._interrupted = True
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def snapshot(self) -> list[StageSnapshot]:
+        """Metrics of the source and every stage, as of now (any thread)."""
+        out = [self.metrics[0].snapshot()]
+        for m, edge in zip(self.metrics[1:], self.edges):
+            out.append(m.snapshot(queue=len(edge), max_queue=edge.max_depth, dropped=edge.dropped))
+        return out
+
+    # ----------------------------------------------------------------- workers
+    def _fail(self, name: str, index: int | None, exc: BaseException) -> None:
+        with self._error_lock:
+            if self._error is None:
+                self._error = StageError(name, index, exc)
+                self._error.__cause__ = exc
+                log.debug("stage %s failed", name, exc_info=exc)
+        self._stop.set()
+
+    def _put(self, edge: Channel, item: Any) -> bool:
+        """Put with back-pressure that keeps re-checking the stop event. False = stop/closed."""
+        try:
+            while not self._stop.is_set():
+                if edge.put(item, timeout=POLL_S):
+                    return True
+        except Closed:
+            pass
+        return False
+
+    def _run_source(self) -> None:
+        src, out, m = self.source, self.edges[0], self.metrics[0]
+        count = 0
+        try:
+            src.open()
+            m.t_start = time.monotonic()
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                item = src.read()
+                if item is None:
+                    break
+                m.record(time.perf_counter() - t0, emitted=True)
+                count += 1
+                if not self._put(out, item):
+                    break
+        except Exception as exc:  # noqa: BLE001 - any failure is reported as StageError
+            self._fail(src.name, count, exc)
+        finally:
+            m.t_end = time.monotonic()
+            out.close()
+            try:
+                src.close()
+            except Exception as exc:  # noqa: BLE001
+                self._fail(src.name, None, exc)
+
+    def _run_stage(self, i: int) -> None:
+        stage, inbox, m = self.stages[i], self.edges[i], self.metrics[i + 1]
+        outbox = self.edges[i + 1] if i + 1 < len(self.edges) else None
+        index: int | None = None
+        try:
+            stage.open()
+            m.t_start = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    item = inbox.get(timeout=POLL_S)
+                except Empty:
+                    continue
+                except Closed:
+                    break
+                index = getattr(item, "index", None)
+                t0 = time.perf_counter()
+                result = stage.process(item)
+                dt = time.perf_counter() - t0
+                m.record(dt, emitted=result is not None)
+                timings = getattr(result, "timings", None)
+                if isinstance(timings, dict):
+                    timings[stage.name] = dt
+                if result is not None and outbox is not None and not self._put(outbox, result):
+                    break
+        except Exception as exc:  # noqa: BLE001 - any failure is reported as StageError
+            self._fail(stage.name, index, exc)
+        finally:
+            m.t_end = time.monotonic()
+            if outbox is not None:
+                outbox.close()
+            try:
+                stage.close()
+            except Exception as exc:  # noqa: BLE001
+                self._fail(stage.name, None, exc)
+
+    # ----------------------------------------------------------------- run
+    def run(self, on_tick: Callable[[Graph], None] | None = None, tick_s: float = 0.2) -> GraphResult:
+        """Run to the end of the stream (or a stop) in worker threads; block until done.
+
+        ``on_tick(graph)`` is called from this thread every ``tick_s`` (progress bars, live stats).
+        Raises ``StageError`` if a stage failed, after every other stage has finalised its outputs.
+        """
+        t_start = time.monotonic()
+        threads = [threading.Thread(target=self._run_source, name=f"ps-{self.source.name}", daemon=True)]
+        threads += [
+            threading.Thread(target=self._run_stage, args=(i,), name=f"ps-{s.name}", daemon=True)
+            for i, s in enumerate(self.stages)
+        ]
+        for t in threads:
+            t.start()
+        deadline: float | None = None
+        while True:
+            try:
+                alive = [t for t in threads if t.is_alive()]
+                if not alive:
+                    break
+                if self._stop.is_set() and deadline is None:
+                    deadline = time.monotonic() + self.shutdown_timeout
+                    for edge in self.edges:  # wake every waiter: nobody reads or writes any more
+                        edge.close()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                alive[0].join(timeout=tick_s if on_tick else POLL_S)
+                if on_tick is not None:
+                    on_tick(self)
+            except KeyboardInterrupt:
+                log.warning("interrupted: stopping the graph and finalising outputs")
+                self.request_stop()
+        stuck = [t.name.removeprefix("ps-") for t in threads if t.is_alive()]
+        for name in stuck:
+            log.error("stage '%s' did not stop within %.1f s (blocked inside a call)", name, self.shutdown_timeout)
+        if self._error is not None:
+            raise self._error
+        return GraphResult(
+            interrupted=self._interrupted,
+            wall_s=time.monotonic() - t_start,
+            stages=self.snapshot(),
+            stuck=stuck,
+        )

@@ -1,0 +1,54 @@
+"""Sink stages: annotated video, keypoint files. Each finalises its file in ``close()``."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
+from posestream.stages.base import StageBase
+from posestream.types import Packet
+
+__all__ = ["VideoSink", "KeypointSink"]
+
+
+class VideoSink(StageBase):
+    """Writes ``packet.annotated`` (or the raw frame when nothing was rendered) with the source pts."""
+
+    name = "video"
+
+    def __init__(self, path: str | Path, size_wh: tuple[int, int], *, fps: float | None,
+                 time_base: Fraction | None, crf: int = 20, preset: str = "veryfast") -> None:  # fmt: skip
+        # Opened here, on the caller's thread: a bad output path is an input error before the run.
+        self.writer = VideoWriter(path, size_wh, fps=fps, time_base=time_base, crf=crf, preset=preset)
+
+    def process(self, packet: Packet) -> Packet:
+        image = packet.annotated if packet.annotated is not None else packet.frame.image
+        self.writer.write(image, packet.frame.pts)
+        return packet
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class KeypointSink(StageBase):
+    """JSON Lines and/or CSV, one record per frame (every frame, also those with nobody in it)."""
+
+    name = "keypoints"
+
+    def __init__(self, json_path: str | Path | None, csv_path: str | Path | None, *,
+                 random_weights: bool = False) -> None:  # fmt: skip
+        extra = {"random_weights": True} if random_weights else None
+        self.jsonl = KeypointJsonlWriter(json_path, extra) if json_path else None
+        self.csv = KeypointCsvWriter(csv_path, random_weights=random_weights) if csv_path else None
+
+    def process(self, packet: Packet) -> Packet:
+        for writer in (self.jsonl, self.csv):
+            if writer is not None:
+                writer.write(packet.index, packet.frame.pts, packet.poses)
+        return packet
+
+    def close(self) -> None:
+        for writer in (self.jsonl, self.csv):
+            if writer is not None:
+                writer.close()

@@ -1,0 +1,1 @@
+"""Drawing poses and the HUD onto frames (pure functions over numpy images)."""
