@@ -220,12 +220,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors: list[ConfigError] = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(arg, value, key)
             except ConfigError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
         raise errors[0] if len(errors) == 1 else ConfigError(f"{key}: value {value!r} fits none of {tp}")
     if origin is Literal:
         allowed = [str(a) for a in args]

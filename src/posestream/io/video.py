@@ -119,7 +119,8 @@ def _open_av(
     try:
         container = av.open(uri, format=fmt, options=options, timeout=10.0 if kind != "file" else None)
     except (av.FFmpegError, OSError) as exc:
-        raise InputError(f"cannot open {kind} '{uri}': {_reason(exc)}") from None
+        hint = " (not a video file, or truncated)" if kind == "file" else ""
+        raise InputError(f"cannot open {kind} '{uri}': {_reason(exc)}{hint}") from None
     if not container.streams.video:
         container.close()
         raise InputError(f"{kind} '{uri}' has no video stream")
@@ -163,6 +164,9 @@ def _decode(container, stream, uri: str, kind: str, live: bool, max_frames: int 
             index += 1
     except av.FFmpegError as exc:
         raise InputError(f"{kind} '{uri}' is corrupt or truncated at frame {index}: {_reason(exc)}") from None
+    declared = stream.frames  # 0 when the container does not say
+    if not live and declared and index < declared and (max_frames is None or index < max_frames):
+        raise InputError(f"{kind} '{uri}' is truncated: it declares {declared} frames, {index} could be decoded")
 
 
 def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:

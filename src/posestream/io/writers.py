@@ -69,7 +69,9 @@ class VideoWriter:
         self.time_base = time_base or Fraction(1, 1000)
         rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
         try:
-            self._container = av.open(str(self.path), "w", format="mp4", options={"movflags": FRAGMENTED})
+            # flush_packets: hand every fragment to the OS at once (not kept in FFmpeg's I/O buffer).
+            options = {"movflags": FRAGMENTED, "flush_packets": "1"}
+            self._container = av.open(str(self.path), "w", format="mp4", options=options)
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"video output '{self.path}' cannot be written: {exc}") from None
         stream = self._container.add_stream("libx264", rate=rate)

@@ -1,0 +1,161 @@
+"""Reading and writing video with PyAV: pts kept, VFR kept, folders, crash safety."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from posestream.errors import InputError
+from posestream.io.video import open_source
+from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
+from posestream.types import Poses
+
+
+def _read_times(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [float(f.time) for f in c.decode(s)], s.codec_context.name, s.pix_fmt
+
+
+def test_reader_gives_container_pts_for_variable_frame_rate(make_video):
+    path = make_video(n=20, fps=30, vfr=True)
+    expected, _, _ = _read_times(path)
+    assert len(set(np.round(np.diff(expected), 4))) > 1  # really variable
+    with open_source(str(path)) as reader:
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(20))
+    np.testing.assert_allclose([f.pts for f in frames], expected, atol=1e-9)
+    assert frames[0].image.shape == (120, 160, 3) and frames[0].image.dtype == np.uint8
+
+
+def test_writer_roundtrip_keeps_frame_count_and_pts_and_is_h264(make_video, tmp_path):
+    src = make_video(n=25, fps=30, vfr=True)
+    out = tmp_path / "out.mp4"
+    with open_source(str(src)) as reader:
+        info = reader.info
+        with VideoWriter(out, info.size_wh, fps=info.fps, time_base=info.time_base) as writer:
+            for f in reader:
+                writer.write(f.image, f.pts)
+    times_in, _, _ = _read_times(src)
+    times_out, codec, pix = _read_times(out)
+    assert codec == "h264" and pix == "yuv420p"
+    assert len(times_out) == 25
+    np.testing.assert_allclose(times_out, times_in, atol=1e-6)
+    with open(out, "rb") as fh:  # +faststart: the index (moov) precedes the media data (mdat)
+        head = fh.read(4096)
+    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
+
+
+def test_writer_pads_odd_sizes(tmp_path):
+    out = tmp_path / "odd.mp4"
+    with VideoWriter(out, (33, 21), fps=10) as w:
+        for i in range(3):
+            w.write(np.full((21, 33, 3), 128, np.uint8), i / 10)
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        assert (s.width, s.height) == (34, 22) and s.frames == 3
+
+
+def test_killed_writer_leaves_a_playable_video(tmp_path):
+    # A child process writes frames forever; SIGKILL gives it no chance to finalise anything.
+    out = tmp_path / "killed.mp4"
+    code = f"""
+import sys, numpy as np
+from posestream.io.writers import VideoWriter
+w = VideoWriter({str(out)!r}, (64, 48), fps=10)
+i = 0
+while True:
+    w.write(np.full((48, 64, 3), i % 255, np.uint8), i / 10)
+    i += 1
+    if i == 35:
+        print("ready", flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    times, codec, _ = _read_times(out)
+    assert codec == "h264" and len(times) >= 30  # every complete 1-second fragment survives
+
+
+def test_image_folder_source(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img_{i:03d}.png"), np.full((10, 12, 3), i * 50, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    with open_source(str(tmp_path), image_fps=10) as reader:
+        frames = list(reader)
+    assert [f.pts for f in frames] == [0.0, 0.1, 0.2]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [0, 50, 100]
+    with open_source(str(tmp_path / "img_00[12].png")) as reader:
+        assert len(list(reader)) == 2
+
+
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda d: d / "missing.mp4", "does not exist"),
+        (lambda d: (d / "text.mp4").write_text("hello") and d / "text.mp4", "not a video file, or truncated"),
+        (lambda d: d, "matches no image file"),
+        (lambda d: d / "*.jpg", "matches no image file"),
+    ],
+)
+def test_bad_sources_raise_input_error(tmp_path, make_bad, message):
+    with pytest.raises(InputError, match=message):
+        open_source(str(make_bad(tmp_path)))
+
+
+def test_truncated_video_is_an_input_error(make_video, tmp_path):
+    # Index at the front (faststart), media cut in half: the reader must say so, not end quietly.
+    src = make_video(n=60)
+    full = tmp_path / "full.mp4"
+    with open_source(str(src)) as r, VideoWriter(full, r.info.size_wh, fps=30, time_base=r.info.time_base) as w:
+        for f in r:
+            w.write(f.image, f.pts)
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated"):
+        with open_source(str(cut)) as reader:
+            list(reader)
+
+
+def test_max_frames_limits_reading(make_video):
+    with open_source(str(make_video(n=20)), max_frames=5) as reader:
+        assert reader.info.frame_count == 5 and len(list(reader)) == 5
+
+
+def _poses(n, k=17):
+    rng = np.random.default_rng(1)
+    return Poses(rng.random((n, k, 2), dtype=np.float32) * 100, rng.random((n, k), dtype=np.float32),
+                 np.tile(np.float32([1, 2, 30, 40]), (n, 1)), np.arange(n, dtype=np.int64))  # fmt: skip
+
+
+def test_jsonl_and_csv_writers(tmp_path):
+    jw = KeypointJsonlWriter(tmp_path / "k.jsonl", {"random_weights": True})
+    cw = KeypointCsvWriter(tmp_path / "k.csv")
+    for i in range(3):
+        jw.write(i, i / 30, _poses(i))
+        cw.write(i, i / 30, _poses(i))
+    jw.close()
+    cw.close()
+    lines = [json.loads(x) for x in (tmp_path / "k.jsonl").read_text().splitlines()]
+    assert [x["frame"] for x in lines] == [0, 1, 2] and all(x["random_weights"] for x in lines)
+    assert len(lines[2]["people"]) == 2 and len(lines[2]["people"][1]["keypoints"]) == 17
+    assert lines[2]["people"][1]["track_id"] == 1
+    rows = (tmp_path / "k.csv").read_text().splitlines()
+    assert len(rows) == 1 + 0 + 1 + 2 and rows[0].startswith("frame,pts,track_id,x1,y1,x2,y2,nose_x")
+    assert len(rows[0].split(",")) == 7 + 17 * 3
+
+
+def test_output_path_that_is_a_directory_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="is a directory"):
+        KeypointJsonlWriter(tmp_path)
+    assert os.path.isdir(tmp_path)

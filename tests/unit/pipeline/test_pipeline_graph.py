@@ -1,0 +1,216 @@
+"""The graph runtime on plain items: ordering, errors, shutdown, drop-oldest, interruption."""
+
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from posestream.errors import StageError
+from posestream.pipeline.channel import Overflow
+from posestream.pipeline.graph import Graph
+
+
+@dataclass
+class Item:
+    index: int
+    payload: np.ndarray | None = None
+    timings: dict = field(default_factory=dict)
+
+
+class CountSource:
+    name = "source"
+
+    def __init__(self, n, live=False, period=0.0, payload_bytes=0):
+        self.n, self.live, self.period, self.payload_bytes = n, live, period, payload_bytes
+        self.i = 0
+        self.closed = False
+
+    def open(self):
+        pass
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        if self.period:
+            time.sleep(self.period)
+        payload = np.zeros(self.payload_bytes, np.uint8) if self.payload_bytes else None
+        self.i += 1
+        return Item(self.i - 1, payload)
+
+    def close(self):
+        self.closed = True
+
+
+class Collect:
+    def __init__(self, name="collect", delay=0.0):
+        self.name, self.delay = name, delay
+        self.seen = []
+        self.opened = self.closed = False
+
+    def open(self):
+        self.opened = True
+
+    def process(self, item):
+        if self.delay:
+            time.sleep(self.delay)
+        self.seen.append(item.index)
+        return item
+
+    def close(self):
+        self.closed = True
+
+
+class RaiseAt(Collect):
+    def __init__(self, at):
+        super().__init__("faulty")
+        self.at = at
+
+    def process(self, item):
+        if item.index == self.at:
+            raise RuntimeError("boom")
+        return super().process(item)
+
+
+class BlockForever(Collect):
+    def __init__(self):
+        super().__init__("stuck")
+        self.release = threading.Event()
+
+    def process(self, item):
+        self.release.wait()  # ignores the stop event on purpose
+        return item
+
+
+def test_items_flow_in_order_and_every_stage_is_closed():
+    a, b = Collect("a"), Collect("b")
+    src = CountSource(50)
+    result = Graph(src, [a, b], capacity=2).run()
+    assert a.seen == b.seen == list(range(50))
+    assert a.opened and a.closed and b.closed and src.closed
+    assert not result.interrupted and result.stuck == []
+    names = [s.name for s in result.stages]
+    assert names == ["source", "a", "b"]
+    assert all(s.frames_in == 50 and s.frames_out == 50 for s in result.stages)
+
+
+def test_timings_recorded_per_stage():
+    sink = Collect("sink", delay=0.002)
+    items = []
+
+    class Keep(Collect):
+        def process(self, item):
+            items.append(item)
+            return item
+
+    Graph(CountSource(5), [sink, Keep("keep")]).run()
+    assert all(it.timings["sink"] >= 0.002 for it in items)
+    assert all("keep" in it.timings for it in items[:-1])
+
+
+def test_stage_that_raises_stops_graph_promptly_naming_stage_and_frame():
+    downstream = Collect("after")
+    graph = Graph(CountSource(10_000, period=0.001), [RaiseAt(37), downstream], capacity=4)
+    t0 = time.monotonic()
+    with pytest.raises(StageError) as err:
+        graph.run()
+    assert time.monotonic() - t0 < 2.0
+    assert err.value.stage == "faulty" and err.value.frame_index == 37
+    assert "stage 'faulty' failed at frame 37" in str(err.value) and "boom" in str(err.value)
+    assert downstream.closed  # the other stages were still finalised
+
+
+def test_failure_in_source_is_reported_with_its_frame():
+    class BadSource(CountSource):
+        def read(self):
+            if self.i == 5:
+                raise OSError("device unplugged")
+            return super().read()
+
+    with pytest.raises(StageError, match="stage 'source' failed at frame 5: OSError: device unplugged"):
+        Graph(BadSource(100), [Collect()]).run()
+
+
+def test_failure_in_open_is_reported_and_close_still_called():
+    class BadOpen(Collect):
+        def open(self):
+            raise ValueError("no model")
+
+    stage = BadOpen("model")
+    with pytest.raises(StageError, match="stage 'model' failed before the first frame"):
+        Graph(CountSource(10), [stage]).run()
+    assert stage.closed
+
+
+def test_blocked_stage_does_not_hang_shutdown():
+    stuck = BlockForever()
+    graph = Graph(CountSource(100), [stuck, RaiseAt(-1)], shutdown_timeout=0.5)
+    threading.Timer(0.3, graph.request_stop).start()
+    t0 = time.monotonic()
+    result = graph.run()
+    assert time.monotonic() - t0 < 2.0
+    assert result.interrupted and result.stuck == ["stuck"]
+    stuck.release.set()
+
+
+def test_error_elsewhere_while_a_stage_is_blocked_still_raises_within_timeout():
+    stuck = BlockForever()
+
+    class FailingSource(CountSource):
+        def read(self):
+            if self.i == 3:
+                raise RuntimeError("read failed")
+            return super().read()
+
+    graph = Graph(FailingSource(100), [stuck], shutdown_timeout=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(StageError, match="source"):
+        graph.run()
+    assert time.monotonic() - t0 < 2.0
+    stuck.release.set()
+
+
+def test_slow_consumer_under_drop_oldest_keeps_memory_bounded_and_counts_drops():
+    # 1 MB items produced every 1 ms, consumed every 20 ms: a lossless queue would grow without
+    # bound; drop-oldest keeps `capacity` items and counts the rest as dropped.
+    n, payload = 400, 1_000_000
+    slow = Collect("slow", delay=0.02)
+    tracemalloc.start()
+    graph = Graph(CountSource(n, live=True, period=0.001, payload_bytes=payload), [slow],
+                  capacity=2, overflow=Overflow.DROP_OLDEST)  # fmt: skip
+    result = graph.run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    slow_stats = result.stages[1]
+    assert slow_stats.dropped > n // 2
+    assert slow_stats.frames_in + slow_stats.dropped == n
+    assert slow_stats.max_queue <= 2
+    assert peak < 20 * payload  # a few items in flight, not hundreds
+    assert slow.seen == sorted(slow.seen)  # order kept among survivors
+    assert slow.seen[-1] == n - 1  # the freshest item always gets through
+
+
+def test_request_stop_is_clean_and_finalises():
+    sink = Collect("sink", delay=0.005)
+    src = CountSource(100_000)
+    graph = Graph(src, [sink])
+    threading.Timer(0.2, graph.request_stop).start()
+    result = graph.run()
+    assert result.interrupted and sink.closed and src.closed
+    assert 0 < len(sink.seen) < 100_000
+
+
+def test_on_tick_is_called_with_live_metrics():
+    seen = []
+    Graph(CountSource(30, period=0.01), [Collect()]).run(on_tick=lambda g: seen.append(g.snapshot()[-1].frames_in),
+                                                        tick_s=0.05)  # fmt: skip
+    assert seen and seen == sorted(seen)
+
+
+def test_edge_configuration_is_validated():
+    with pytest.raises(ValueError, match="one per edge"):
+        Graph(CountSource(1), [Collect()], capacity=[1, 2])
+    with pytest.raises(ValueError, match="at least one stage"):
+        Graph(CountSource(1), [])
