@@ -137,6 +137,7 @@ def _build_detector(config: Config):
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,
         intra_op_threads=d.threads,
+        providers=d.providers,
     )
 
 
