@@ -2,7 +2,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-SHARED  ?= $(abspath ../shared)
+SHARED  ?= $(or $(POSESTREAM_SHARED),$(abspath ../shared))
 OUT     ?= out
 export POSESTREAM_SHARED := $(SHARED)
 

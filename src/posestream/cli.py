@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import signal
 import sys
 import threading
-from pathlib import Path
+from collections.abc import Callable
 
 from posestream import __version__
 from posestream.errors import ExportError, InputError, StageError
@@ -80,15 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return guarded(lambda: _dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _run(args)
+    if args.command == "info":
+        return _info()
+    if getattr(args, "_missing", None):
+        raise InputError(f"'{args.command}' is not available in this build ({args._missing} missing)")
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    return int(module.run(args) or 0)
+
+
+def guarded(fn: Callable[[], int]) -> int:
+    """Run ``fn`` and turn the package's errors into one-line messages and exit codes."""
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "info":
-            return _info()
-        if getattr(args, "_missing", None):
-            raise InputError(f"'{args.command}' is not available in this build ({args._missing} missing)")
-        module = importlib.import_module(SUBCOMMANDS[args.command][0])
-        return int(module.run(args) or 0)
+        return fn()
     except InputError as exc:
         print(f"posestream: error: {exc}", file=sys.stderr)
         return 2
@@ -143,19 +151,32 @@ def _run(args: argparse.Namespace) -> int:
     if pipeline.random_weights:
         print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
 
+    progress = not args.no_progress and not pipeline.live and (sys.stderr.isatty() or _force_progress())
+    try:
+        return execute(pipeline, progress=progress)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def execute(pipeline, *, progress: bool = False) -> int:
+    """Run a built pipeline to the end: progress bar, SIGTERM handling, summary table.
+
+    Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
+    (after the other stages have finalised their outputs).
+    """
     graph = pipeline.graph
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: graph.request_stop())
+        previous = signal.signal(signal.SIGTERM, lambda *_: graph.request_stop())
     bar = None
-    if not args.no_progress and not pipeline.live and sys.stderr.isatty() or _force_progress():
+    if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=pipeline.source.frame_count, unit="frame", desc="posestream", dynamic_ncols=True)
 
     def tick(g) -> None:
         if bar is not None:
-            done = g.metrics[-1].frames_in
-            bar.update(done - bar.n)
+            bar.update(g.metrics[-1].frames_in - bar.n)
 
     try:
         result = graph.run(on_tick=tick)
@@ -163,8 +184,8 @@ def _run(args: argparse.Namespace) -> int:
         if bar is not None:
             tick(graph)
             bar.close()
-        if server is not None:
-            server.stop()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
     _print_summary(result, pipeline)
     if result.interrupted:
         print("posestream: stopped early; outputs were finalised", file=sys.stderr)
