@@ -1,0 +1,201 @@
+"""Per-track joint-angle reports from recorded keypoints: a CSV and one PNG plot per track.
+
+Input is one :class:`PoseRecord` per person per frame, e.g. from :func:`read_keypoints_jsonl`, which
+reads the pipeline's JSON Lines output (one line per frame)::
+
+    {"frame": 0, "pts": 0.0, "people": [{"track_id": 3, "box_xyxy": [x1, y1, x2, y2],
+                                         "keypoints": [[x, y, score], ... 17 of them]}]}
+
+Unknown keys are ignored. Records are grouped per track id (untracked people, ``track_id == -1``,
+are skipped: they are not the same person from frame to frame) and sorted by frame. Per track and
+angle (see ``angles.py`` for the conventions): compute the angle per frame; unwrap the signed ones
+(``trunk_lean`` may then leave (-180, 180] for a rotating athlete, but stays continuous); optionally
+smooth with the offline zero-phase filter (``smooth_zero_phase_hz``); then the angular velocity
+against ``pts``, from the smoothed angles when smoothing is on.
+
+CSV (:func:`write_angles_csv`): one row per frame and track, sorted by frame then track id; columns
+``frame, pts, track_id``, then ``<angle>_deg`` for each angle, then ``<angle>_deg_s`` (degrees per
+second) for each angle. NaN (keypoint below threshold) is written as an empty cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from posestream.analytics.angles import (
+    ANGLE_NAMES, JOINT_ANGLES, SIGNED_ANGLES, angular_velocity, joint_angles, smooth_zero_phase, unwrap_deg,
+)
+from posestream.errors import InputError
+
+__all__ = ["PoseRecord", "TrackAngles", "read_keypoints_jsonl", "track_angles", "write_angles_csv",
+           "plot_angles", "csv_columns"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PoseRecord:
+    """One person in one frame. keypoints: (K, 2) pixels; scores: (K,)."""
+
+    frame: int
+    pts: float
+    track_id: int
+    keypoints: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class TrackAngles:
+    """Angle time series of one track. frame, pts: (T,); angles, velocities: name -> (T,) deg, deg/s."""
+
+    track_id: int
+    frame: np.ndarray
+    pts: np.ndarray
+    angles: dict[str, np.ndarray]
+    velocities: dict[str, np.ndarray]
+
+
+def read_keypoints_jsonl(path: str | Path) -> list[PoseRecord]:
+    """Read the pipeline's keypoints JSON Lines file into one record per person per frame.
+
+    Blank lines are skipped; unknown keys ignored. Raises InputError naming the file and line for a
+    missing file, bad JSON, or keypoints that are not a list of [x, y, score] triples.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read keypoints file {path}: {exc.strerror or exc}") from exc
+    records: list[PoseRecord] = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            frame, pts = int(item["frame"]), float(item["pts"])
+            for person in item.get("people", []):
+                kps = np.asarray(person["keypoints"], dtype=np.float64)  # (K, 3) x, y, score
+                if kps.ndim != 2 or kps.shape[1] != 3:
+                    raise ValueError(f"keypoints must be a list of [x, y, score], got shape {kps.shape}")
+                records.append(PoseRecord(frame, pts, int(person.get("track_id", -1)), kps[:, :2], kps[:, 2]))
+        except (ValueError, KeyError, TypeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise InputError(f"{path}:{lineno}: bad keypoints record: {what}") from exc
+    return records
+
+
+def track_angles(records: Iterable[PoseRecord], *, threshold: float = 0.3,
+                 smooth_cutoff_hz: float | None = None) -> dict[int, TrackAngles]:
+    """Angle and angular-velocity series per track id (see the module docstring for the steps).
+
+    Args:
+        records: one per person per frame; ``track_id == -1`` are skipped.
+        threshold: angles using a keypoint scoring below this are NaN.
+        smooth_cutoff_hz: None = raw angles; else the zero-phase low-pass cutoff in Hz (offline only).
+
+    Returns:
+        track id -> TrackAngles, in increasing track id.
+    """
+    by_track: dict[int, list[PoseRecord]] = defaultdict(list)
+    untracked = 0
+    for rec in records:
+        if rec.track_id < 0:
+            untracked += 1
+        else:
+            by_track[rec.track_id].append(rec)
+    if untracked:
+        logger.info("track_angles: skipped %d untracked person records (track_id -1)", untracked)
+
+    out: dict[int, TrackAngles] = {}
+    for tid in sorted(by_track):
+        recs = sorted(by_track[tid], key=lambda r: r.frame)
+        frame = np.array([r.frame for r in recs], np.int64)
+        dup = np.flatnonzero(np.diff(frame) == 0)
+        if dup.size:
+            raise ValueError(f"track_angles: track {tid} appears twice in frame {frame[dup[0]]}")
+        pts = np.array([r.pts for r in recs], np.float64)
+        angles = joint_angles(np.stack([r.keypoints for r in recs]), np.stack([r.scores for r in recs]),
+                              threshold)
+        velocities = {}
+        for name in ANGLE_NAMES:
+            series = unwrap_deg(angles[name]) if name in SIGNED_ANGLES else angles[name]
+            if smooth_cutoff_hz is not None:
+                series = smooth_zero_phase(series, pts, smooth_cutoff_hz)
+            angles[name] = series
+            velocities[name] = angular_velocity(series, pts)
+        out[tid] = TrackAngles(tid, frame, pts, angles, velocities)
+    return out
+
+
+def csv_columns() -> list[str]:
+    """Header of the angles CSV."""
+    return (["frame", "pts", "track_id"] + [f"{n}_deg" for n in ANGLE_NAMES]
+            + [f"{n}_deg_s" for n in ANGLE_NAMES])
+
+
+def write_angles_csv(records: Iterable[PoseRecord], path: str | Path, *, threshold: float = 0.3,
+                     smooth_cutoff_hz: float | None = None) -> int:
+    """Write the per-frame, per-track angles CSV (columns: :func:`csv_columns`). Returns the row count."""
+    tracks = track_angles(records, threshold=threshold, smooth_cutoff_hz=smooth_cutoff_hz)
+    rows = []
+    for ta in tracks.values():
+        for i in range(ta.frame.size):
+            rows.append([int(ta.frame[i]), float(ta.pts[i]), ta.track_id]
+                        + [_cell(ta.angles[n][i]) for n in ANGLE_NAMES]
+                        + [_cell(ta.velocities[n][i]) for n in ANGLE_NAMES])
+    rows.sort(key=lambda r: (r[0], r[2]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(csv_columns())
+        writer.writerows(rows)
+    logger.info("wrote %d rows for %d tracks to %s", len(rows), len(tracks), path)
+    return len(rows)
+
+
+def plot_angles(records: Iterable[PoseRecord], out_dir: str | Path, *, threshold: float = 0.3,
+                smooth_cutoff_hz: float | None = None) -> list[Path]:
+    """One PNG per track, ``angles_track_<id>.png``: joint angles (top) and trunk lean (bottom) over pts.
+
+    Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so it is
+    safe off the main thread. Returns the written paths in increasing track id.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for tid, ta in track_angles(records, threshold=threshold, smooth_cutoff_hz=smooth_cutoff_hz).items():
+        fig = Figure(figsize=(10, 6), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+        for name in JOINT_ANGLES:
+            top.plot(ta.pts, ta.angles[name], label=name, linestyle="-" if name.startswith("left") else "--")
+        top.set_ylabel("interior angle (deg)")
+        top.set_ylim(-5, 185)
+        top.legend(ncol=4, fontsize="small")
+        smoothed = f", zero-phase smoothed at {smooth_cutoff_hz:g} Hz" if smooth_cutoff_hz else ""
+        top.set_title(f"track {tid}{smoothed}")
+        for name in SIGNED_ANGLES:
+            bottom.plot(ta.pts, ta.angles[name], label=name, color="k")
+        bottom.set_ylabel("trunk lean (deg, + = toward +x)")
+        bottom.set_xlabel("pts (s)")
+        path = out_dir / f"angles_track_{tid}.png"
+        fig.savefig(path)
+        paths.append(path)
+    logger.info("wrote %d angle plots to %s", len(paths), out_dir)
+    return paths
+
+
+def _cell(value: float) -> str | float:
+    return "" if not np.isfinite(value) else round(float(value), 4)
