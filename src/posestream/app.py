@@ -163,5 +163,5 @@ def _build_smoother(config: Config):
     if s.filter == "one_euro":
         params = {"min_cutoff": s.min_cutoff, "beta": s.beta, "d_cutoff": s.d_cutoff}
     elif s.filter == "kalman":
-        params = {"process_noise": s.process_noise, "measurement_noise": s.measurement_noise}
+        params = {"process_var": s.process_var, "r0": s.measurement_var}
     return PoseSmoother(kind=s.filter, score_threshold=s.score_threshold, forget_after_s=s.forget_after_s, **params)
