@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from posestream import __version__
 from posestream.errors import ExportError, InputError, StageError
@@ -29,6 +30,7 @@ SUBCOMMANDS = {
     "eval": ("posestream.evaluation.cli", "COCO keypoint AP of a pose model on a COCO-format dataset"),
     "train": ("posestream.training.cli", "fine-tune ViTPose on a COCO-format keypoint dataset"),
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
+    "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
 }
 
 
@@ -37,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="posestream", description="Real-time human pose estimation on video with ViTPose.")
     parser.add_argument("--version", action="version", version=f"posestream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -56,30 +58,44 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out-video", help="annotated H.264 MP4")
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
+    run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
     run.add_argument("--max-frames", type=int, help="stop after N frames")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from posestream.analytics.cli import add_angle_options
+
+    add_angle_options(run)
 
     sub.add_parser("info", help="versions, onnxruntime providers, GPU availability")
 
+    chosen = next((a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")), None)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text)
+        if name != chosen:  # import only the module that runs: `posestream run` stays light
+            continue
         try:
             importlib.import_module(module).add_arguments(p)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if not exc.name or not module.startswith(exc.name):
                 raise
             p.set_defaults(_missing=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # Until a graph runs (and takes SIGTERM over), SIGTERM is handled like Ctrl-C.
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    args = _build_parser(argv).parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     return guarded(lambda: _dispatch(args))
+
+
+def _sigterm_as_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -134,6 +150,10 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
     if args.show:
         _check_gui()
+    angles_from = None
+    if args.out_angles:  # the angle report reads the keypoints file once the run has written it
+        angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
+        config = apply_overrides(config, {"output.json": angles_from})
 
     extra, server = [], None
     if args.serve:
@@ -153,10 +173,18 @@ def _run(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress and not pipeline.live and (sys.stderr.isatty() or _force_progress())
     try:
-        return execute(pipeline, progress=progress)
+        code = execute(pipeline, progress=progress)
     finally:
         if server is not None:
             server.stop()
+    if angles_from is not None:
+        from posestream.analytics.cli import write_angle_report
+
+        csv_path, plots, rows = write_angle_report(
+            angles_from, args.out_angles, threshold=args.angle_threshold, zero_phase_hz=args.zero_phase_hz
+        )
+        print(f"angles: {csv_path} ({rows} rows), {len(plots)} plot(s)", file=sys.stderr)
+    return code
 
 
 def execute(pipeline, *, progress: bool = False) -> int:
