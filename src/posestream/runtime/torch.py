@@ -1,0 +1,76 @@
+"""PyTorch pose backend: an ``nn.Module`` mapping (N, 3, H, W) to (N, K, h, w) heatmaps."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from posestream.errors import InputError
+from posestream.runtime.base import ModelInfo, ModelInfoAttributes
+
+__all__ = ["TorchPoseBackend", "TORCH_DTYPES"]
+
+logger = logging.getLogger(__name__)
+
+TORCH_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TorchPoseBackend(ModelInfoAttributes):
+    """Run a pose ``nn.Module`` under ``torch.inference_mode()``. See ``PoseBackend`` for the attributes.
+
+    model: maps (N, 3, H, W) to (N, K, h, w); it is put in eval mode and moved to device/dtype.
+    device: "cpu", "cuda", "cuda:1", ... dtype: "fp32", "fp16" or "bf16" (weights and input;
+    heatmaps come back as float32 numpy). info: input size, normalisation and names
+    (default COCO-17 ViTPose); K and the heatmap size are measured with one zero crop.
+    """
+
+    max_batch: int | None = None
+
+    def __init__(
+        self, model: nn.Module, device: str = "cpu", dtype: str = "fp32", info: ModelInfo | None = None
+    ) -> None:
+        if dtype not in TORCH_DTYPES:
+            raise InputError(f"dtype: expected one of {sorted(TORCH_DTYPES)}, got {dtype!r}")
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as exc:
+            raise InputError(f"device: {device!r} is not a torch device ({exc})") from exc
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device: {device!r} requested, but torch {torch.__version__} sees no GPU")
+        self.dtype = TORCH_DTYPES[dtype]
+        self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        self.name = f"torch[{self.device},{dtype}]"
+
+        info = info or ModelInfo()
+        probe = self._run(np.zeros((1, 3, *info.input_size_hw), dtype=np.float32))
+        num_keypoints, height, width = probe.shape[1:]
+        if num_keypoints != info.num_keypoints:
+            if info.keypoint_names != ModelInfo().keypoint_names:
+                raise InputError(f"model outputs {num_keypoints} keypoints, info names {info.num_keypoints}")
+            info = info.with_(keypoint_names=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
+        self.info = info.with_(heatmap_size_hw=(int(height), int(width)))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            x = x.to(device=self.device, dtype=self.dtype)
+            heatmaps = self.model(x)
+            if not isinstance(heatmaps, torch.Tensor) or heatmaps.ndim != 4:
+                got = type(heatmaps).__name__
+                raise TypeError(f"{self.name}: the model must return an (N, K, h, w) tensor, got {got}")
+            return heatmaps.float().cpu().numpy()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> (N, K, h, w) float32 heatmaps."""
+        height, width = self.input_size_hw
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != (3, height, width):
+            raise ValueError(f"{self.name}: expected a batch (N, 3, {height}, {width}), got {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, self.num_keypoints, *self.heatmap_size_hw), dtype=np.float32)
+        return self._run(batch)
+
+    def __repr__(self) -> str:
+        return f"TorchPoseBackend({type(self.model).__name__}, name={self.name!r}, info={self.info})"
