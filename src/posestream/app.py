@@ -55,9 +55,10 @@ def build_pose_backend(config: Config):
         path = resolve_weights(pose.weights or "none", pose.variant)
         if path is not None:
             load_weights(model, path)
-        backend = TorchPoseBackend(model, device=pose.device, dtype=pose.dtype)
-        backend.random_weights = path is None
-        return backend
+        from posestream.runtime.base import ModelInfo
+
+        info = ModelInfo(variant=pose.variant, decoder=pose.decoder, random_weights=path is None)
+        return TorchPoseBackend(model, device=pose.device, dtype=pose.dtype, info=info)
     return None
 
 
@@ -89,7 +90,7 @@ def build_pipeline(
             from posestream.models.estimator import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            estimator = TopDownEstimator(backend, batch_buckets=config.pose.batch_buckets)
+            estimator = TopDownEstimator(backend, batch_buckets=_batch_buckets(config))
             stages.append(PoseStage(estimator))
             pipeline.extras["estimator"] = estimator
             pipeline.model_name = backend.name
@@ -123,6 +124,18 @@ def build_pipeline(
     except BaseException:
         reader.close()
         raise
+
+
+GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _batch_buckets(config: Config) -> tuple[int, ...] | None:
+    """Configured buckets, else GPU_BUCKETS on a GPU backend and no padding on CPU (see PoseConfig)."""
+    pose = config.pose
+    if pose.batch_buckets:
+        return pose.batch_buckets
+    on_gpu = any(p in ("cuda", "tensorrt") for p in pose.providers) if pose.model else pose.device.startswith("cuda")
+    return GPU_BUCKETS if on_gpu else None
 
 
 def _build_detector(config: Config):
