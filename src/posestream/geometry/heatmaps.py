@@ -110,14 +110,21 @@ def blurred_neighbourhood(
     return np.einsum("nkact,t->nkac", along_y[:, :, :, taps], kernel)  # (N, K, 3, 3)
 
 
+MAX_DARK_OFFSET = 2.0  # heatmap pixels
+
+
 def refine_dark_udp(
     heatmaps: np.ndarray,
     coords: np.ndarray,
     kernel_size: int = 11,
     sigma: float | None = None,
     border: str = "reflect_101",
+    max_offset: float | None = MAX_DARK_OFFSET,
 ) -> np.ndarray:
     """DARK sub-pixel refinement of integer peaks.
+
+    max_offset: a Taylor step longer than this (heatmap px, either axis) falls back to the integer
+    peak; None = the reference's unguarded step.
 
     heatmaps: (N, K, h, w); coords: (N, K, 2) integer ``(x, y)`` peaks (from ``heatmap_argmax``).
     Returns (N, K, 2) float64 refined ``(x, y)`` in heatmap pixels. Blur options as in
@@ -154,7 +161,15 @@ def refine_dark_udp(
     det = np.where(safe, det, 1.0)
     dx = np.where(safe, -(hyy * gx - hxy * gy) / det, 0.0)
     dy = np.where(safe, -(hxx * gy - hxy * gx) / det, 0.0)
-    return coords.astype(np.float64) + np.stack([dx, dy], axis=-1)
+    offset = np.stack([dx, dy], axis=-1)
+    # Guard (not in the reference): on a flat or saddle-shaped map (random weights, an occluded
+    # joint) the Taylor step can be arbitrarily long; seen: 11 heatmap px, throwing a keypoint far
+    # outside its crop. A step longer than MAX_DARK_OFFSET falls back to the integer peak. Real
+    # peaks are unaffected: their steps stay under about 1 px, also at the map's edges.
+    if max_offset is not None:
+        sane = np.all(np.abs(offset) <= max_offset, axis=-1, keepdims=True)
+        offset = np.where(sane, offset, 0.0)
+    return coords.astype(np.float64) + offset
 
 
 def decode_heatmaps(

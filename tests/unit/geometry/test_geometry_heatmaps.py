@@ -142,7 +142,7 @@ def test_local_blur_refinement_equals_whole_map_blur(border, cv_border, sigma):
     peaks[0, :4] = [[0, 0], [W - 1, H - 1], [0.3, 30.2], [20.6, H - 1.2]]  # corners and edges
     maps = (gaussian_heatmaps(peaks) + 0.02 * rng.standard_normal((3, 17, H, W))).astype(np.float32)
     coords, _ = heatmap_argmax(maps)
-    refined = refine_dark_udp(maps, coords, 11, sigma, border)
+    refined = refine_dark_udp(maps, coords, 11, sigma, border, max_offset=None)  # the book has no guard
     for n, j in np.ndindex(3, 17):
         expected = dark_by_the_book(maps[n, j], *coords[n, j], sigma or 0, cv_border)
         np.testing.assert_allclose(refined[n, j], expected, atol=1e-4, err_msg=f"person {n} keypoint {j}")
@@ -161,3 +161,16 @@ def test_argmax_and_edge_cases():
     assert empty_keypoints.shape == (0, 17, 2) and empty_scores.shape == (0, 17)
     with pytest.raises(ValueError, match="aspect ratio"):
         decode_heatmaps(np.zeros((1, 17, 64, 64), np.float32), np.zeros((1, 2)), np.ones((1, 2)))
+
+
+def test_dark_step_is_guarded_on_maps_without_a_real_peak():
+    """Noise maps (what random weights give): some unguarded Taylor steps fly off; the guard keeps
+    exactly those at their integer peak and leaves every other step as the reference makes it."""
+    maps = np.random.default_rng(3).random((8, 17, H, W)).astype(np.float32)
+    coords, _ = heatmap_argmax(maps)
+    wild = refine_dark_udp(maps, coords, max_offset=None)
+    guarded = refine_dark_udp(maps, coords)
+    far = np.any(np.abs(wild - coords) > 2.0, axis=-1)
+    assert far.sum() >= 3  # the case exists on noise
+    np.testing.assert_array_equal(guarded[far], coords[far])
+    np.testing.assert_array_equal(guarded[~far], wild[~far])
