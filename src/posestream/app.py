@@ -134,7 +134,8 @@ def _batch_buckets(config: Config) -> tuple[int, ...] | None:
     pose = config.pose
     if pose.batch_buckets:
         return pose.batch_buckets
-    on_gpu = any(p in ("cuda", "tensorrt") for p in pose.providers) if pose.model else pose.device.startswith("cuda")
+    torch_path = not pose.model or pose.model.startswith("torch:") or pose.backend == "torch"
+    on_gpu = pose.device.startswith("cuda") if torch_path else any(p in ("cuda", "tensorrt") for p in pose.providers)
     return GPU_BUCKETS if on_gpu else None
 
 
@@ -144,9 +145,12 @@ def _build_detector(config: Config):
     d = config.detector
     if not d.model:
         return FullFrameDetector()
+    threshold = d.score_threshold
+    if not config.tracker.enabled:  # no second association: low-score boxes would become people
+        threshold = max(threshold, config.tracker.track_activation_threshold)
     return load_person_detector(
         d.model,
-        score_threshold=d.score_threshold,
+        score_threshold=threshold,
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,
         intra_op_threads=d.threads,
@@ -161,7 +165,9 @@ def _build_tracker(config: Config):
     return ByteTrack(
         track_activation_threshold=t.track_activation_threshold,
         low_score_threshold=t.low_score_threshold,
+        new_track_threshold=t.new_track_threshold,
         minimum_matching_threshold=t.minimum_matching_threshold,
+        second_match_threshold=t.second_match_threshold,
         lost_track_buffer=t.lost_track_buffer,
         frame_rate=t.frame_rate,
         minimum_consecutive_frames=t.minimum_consecutive_frames,

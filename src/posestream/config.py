@@ -46,7 +46,10 @@ class PipelineConfig:
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     model: str | None = None  # YOLOX / Ultralytics ONNX; None = one box covering the whole frame
-    score_threshold: float = 0.3  # lower finds more people (and more false boxes)
+    # Kept low on purpose: ByteTrack's second association uses the low-score boxes (a person half
+    # hidden) to keep their track alive; only boxes above tracker.new_track_threshold start a
+    # person. With the tracker disabled, boxes below tracker.track_activation_threshold are dropped.
+    score_threshold: float = 0.1
     nms_iou_threshold: float = 0.45  # boxes overlapping more than this are duplicates
     detect_every: int = 1  # run the detector every N frames; the tracker predicts boxes between
     max_people: int = 100
@@ -56,12 +59,16 @@ class DetectorConfig:
 
 @dataclass(frozen=True, slots=True)
 class TrackerConfig:
+    """ByteTrack (posestream.tracking.bytetrack); names follow supervision's where they exist."""
+
     enabled: bool = True
-    track_activation_threshold: float = 0.5  # detections above this start new tracks
-    low_score_threshold: float = 0.1  # detections between this and activation only extend tracks
-    minimum_matching_threshold: float = 0.8  # max (1 - IoU*score) cost for the first association
+    track_activation_threshold: float = 0.4  # split: above = first association, below = second
+    low_score_threshold: float = 0.1  # boxes below this are ignored entirely
+    new_track_threshold: float = 0.5  # an unmatched box starts a track only above this
+    minimum_matching_threshold: float = 0.8  # max cost (1 - IoU x score) in the first association
+    second_match_threshold: float = 0.5  # max cost (1 - IoU) for low-score boxes
     lost_track_buffer: int = 30  # frames (at frame_rate) a lost track waits to be found again
-    frame_rate: float = 30.0  # converts lost_track_buffer to seconds
+    frame_rate: float = 30.0  # converts lost_track_buffer to seconds (time-based, drop-proof)
     minimum_consecutive_frames: int = 1  # frames before a new track is reported
 
 

@@ -53,6 +53,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from posestream.errors import InputError, ModelFileError
+from posestream.runtime.onnx import resolve_providers
 from posestream.types import Detections
 
 __all__ = [
@@ -387,7 +388,7 @@ def _open_session(path: Path, intra_op_threads: int, providers: Sequence[str] | 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
-    requested = list(providers) if providers else ["CPUExecutionProvider"]
+    requested = resolve_providers(providers) if providers else ["CPUExecutionProvider"]
     # Ask only for providers this onnxruntime build has (else it warns and may refuse); anything
     # requested but not granted, for either reason, is reported once below.
     available = set(ort.get_available_providers())

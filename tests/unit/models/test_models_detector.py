@@ -258,9 +258,11 @@ def test_settings_out_of_range_are_refused(tmp_path: Path, setting: dict):
 def test_unavailable_provider_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     path = _write_constant_model(tmp_path / "y.onnx", _yolox_raw({}))
     with caplog.at_level(logging.WARNING, logger="posestream.models.detector"):
-        detector = load_person_detector(path, providers=["NoSuchExecutionProvider", "CPUExecutionProvider"])
-    assert "NoSuchExecutionProvider" in caplog.text
+        detector = load_person_detector(path, providers=["cuda", "cpu"])  # short names, as in configs
+    assert "CUDAExecutionProvider" in caplog.text  # this CPU build cannot grant it: said out loud
     assert detector.session.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(InputError, match="unknown execution provider 'NoSuchExecutionProvider'"):
+        load_person_detector(path, providers=["NoSuchExecutionProvider"])
 
 
 def test_full_frame_fallback():
