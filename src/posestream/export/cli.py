@@ -1,0 +1,125 @@
+"""``posestream export``: build a ViTPose, load its weights, write a verified ONNX file (or engine).
+
+    posestream export --variant s --weights vitpose-s-coco --out vitpose-s.onnx
+    posestream export --weights ./vitpose-b-coco.pth --out b16.onnx --fp16     # variant read off the file
+    posestream export --variant b --weights none --out random-b.onnx           # random weights, loudly
+
+The lead's ``posestream.cli`` calls ``add_arguments`` and ``run``; InputError subclasses raised by
+``run`` (bad flags, missing or mismatched weights) become exit code 2 there, ExportError exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from posestream.errors import ExportError, InputError
+from posestream.export.onnx import export_onnx
+from posestream.models.checkpoint import infer_variant, load_weights, read_state_dict
+from posestream.models.vitpose import VARIANTS, build_vitpose, canonical_variant
+from posestream.models.weights import RANDOM_WEIGHTS_WARNING, resolve_weights
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger(__name__)
+
+_OPSET_RANGE = (14, 20)  # the legacy exporter's range; 17+ keeps LayerNormalization a single node
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``export`` flags to ``parser``."""
+    parser.add_argument(
+        "--variant", choices=sorted(VARIANTS) + ["small", "base", "large", "huge"], default=None,
+        help="model size; default: read off --weights (required with random weights)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--decoder", choices=["classic", "simple"], default=None,
+        help="heatmap decoder; default: read off --weights, else classic",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", default="none", metavar="PATH|NAME|none",
+        help="checkpoint file (.pth/.safetensors, mmpose or transformers layout), a known name such as "
+        "vitpose-s-coco (downloaded once into $POSESTREAM_CACHE or ~/.cache/posestream), or 'none' for "
+        "random weights (default: none, with a warning)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output file (.onnx, or .engine with --format engine)"
+    )
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="float16 weights and compute, float32 I/O")
+    precision.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (ONNX, CPU)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--format", choices=["onnx", "engine"], default="onnx", help="onnx, or a TensorRT engine"
+    )
+    parser.add_argument(
+        "--keypoints", type=int, default=None, metavar="K",
+        help="number of keypoints; default: read off --weights, else 17 (COCO)",
+    )  # fmt: skip
+    parser.add_argument("--atol", type=float, default=None, help="override the ORT-vs-PyTorch tolerance")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export as ``args`` say; print the report. Returns the exit code (0)."""
+    if not _OPSET_RANGE[0] <= args.opset <= _OPSET_RANGE[1]:
+        raise InputError(f"--opset {args.opset}: expected {_OPSET_RANGE[0]}..{_OPSET_RANGE[1]}")
+    if args.keypoints is not None and args.keypoints < 1:
+        raise InputError(f"--keypoints {args.keypoints}: expected a positive count")
+    if args.format == "engine" and args.int8:
+        raise InputError("--int8 applies to --format onnx only (TensorRT int8 needs a calibration set)")
+    if args.format == "engine":
+        from posestream.export.tensorrt import tensorrt_available
+
+        if not tensorrt_available():  # fail before the slow ONNX export
+            raise ExportError(
+                "tensorrt is not installed: use --format onnx, or install TensorRT on a GPU machine"
+            )
+
+    variant = canonical_variant(args.variant) if args.variant else None
+    weights = resolve_weights(args.weights, variant)
+    decoder, num_keypoints = args.decoder, args.keypoints
+    if weights is not None:
+        info = infer_variant(read_state_dict(weights))
+        variant = variant or info.variant
+        decoder = decoder or info.decoder
+        num_keypoints = num_keypoints or info.num_keypoints
+        if variant is None:
+            raise InputError(f"--weights {weights}: {info.describe()} is no known variant; pass --variant")
+    elif variant is None:
+        raise InputError("--variant is required with random weights (--weights none)")
+
+    model = build_vitpose(variant, decoder=decoder or "classic", num_keypoints=num_keypoints or 17)
+    if weights is None:
+        print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+    else:
+        load_weights(model, weights)
+    model.eval()
+
+    onnx_out = args.out if args.format == "onnx" else args.out.with_suffix(".onnx")
+    report = export_onnx(
+        model, onnx_out, opset=args.opset, fp16=args.fp16, int8=args.int8,
+        random_weights=weights is None, atol=args.atol,
+    )  # fmt: skip
+    print(
+        f"exported ViTPose-{variant.upper()} ({model.decoder_kind} decoder, {model.num_keypoints} keypoints, "
+        f"{'RANDOM weights' if weights is None else f'weights {weights}'})"
+    )
+    batches = ", ".join(map(str, report.batch_sizes_checked))
+    size_mb = report.size_bytes / 1e6
+    print(f"  file            {report.path} ({size_mb:.1f} MB, {report.precision}, opset {report.opset})")
+    print(
+        f"  ORT vs PyTorch  max abs diff {report.max_abs_diff:.3g} (tolerance {report.tolerance:g}; "
+        f"heatmap max {report.max_abs_reference:.3g}; batch {batches})"
+    )
+    print(f"  time            {report.seconds:.1f} s")
+    if args.format == "engine":
+        from posestream.export.tensorrt import build_engine
+
+        engine = build_engine(onnx_out, args.out, fp16=args.fp16)
+        print(f"  engine          {engine} ({engine.stat().st_size / 1e6:.1f} MB)")
+    if weights is None:
+        print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+    return 0
+
