@@ -84,7 +84,7 @@ def build_pipeline(
             if config.tracker.enabled:
                 from posestream.stages.track import TrackStage
 
-                stages.append(TrackStage(_build_tracker(config)))
+                stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
         pipeline = Pipeline(graph=None, source=info, live=live)  # type: ignore[arg-type]
         if backend is not None:
             from posestream.models.estimator import TopDownEstimator

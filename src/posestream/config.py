@@ -70,6 +70,9 @@ class TrackerConfig:
     lost_track_buffer: int = 30  # frames (at frame_rate) a lost track waits to be found again
     frame_rate: float = 30.0  # converts lost_track_buffer to seconds (time-based, drop-proof)
     minimum_consecutive_frames: int = 1  # frames before a new track is reported
+    # Report a lost track at its motion-predicted box for this long after its last detection, so
+    # a missed detection (backlight, blur) does not cost a pose. 0 = off (live: no guessing).
+    coast_lost_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -329,7 +329,19 @@ class ByteTrack:
         Returns xyxy = Kalman-predicted boxes, score = each track's last detection score.
         """
         t = self._check_time(t, "predict_only")
-        tracks = [tr for tr in self._tracked if tr.confirmed]
+        return self._predicted([tr for tr in self._tracked if tr.confirmed], t)
+
+    def lost_predicted(self, t: float, max_age_s: float) -> Tracks:
+        """Lost tracks last seen at most ``max_age_s`` before ``t``, at their Kalman-predicted boxes.
+
+        Read-only, like :meth:`predict_only`. For recorded footage, where a person the detector
+        misses for a few frames (backlight, motion blur) should keep a box, hence a pose, where
+        the motion model says they are. score = each track's last detection score.
+        """
+        t = self._check_time(t, "lost_predicted")
+        return self._predicted([tr for tr in self._lost if t - tr.t_last_seen <= max_age_s], t)
+
+    def _predicted(self, tracks: list[_Track], t: float) -> Tracks:
         if not tracks:
             return Tracks.empty()
         mean = np.array([tr.mean for tr in tracks])

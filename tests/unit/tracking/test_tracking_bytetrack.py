@@ -285,3 +285,18 @@ def test_memory_stays_bounded_over_10000_frames():
     for k in range(1, 20):  # everybody leaves: within the buffer every lost track is forgotten
         tracker.update(dets(), (10_000 + k) / FPS)
     assert tracker.num_tracked == tracker.num_lost == 0
+
+
+def test_lost_predicted_reports_recently_lost_tracks_at_predicted_boxes_without_changing_state():
+    tracker = ByteTrack(frame_rate=30.0)
+    box = np.array([[100, 100, 140, 200]], np.float32)
+    for i in range(10):  # moving right at 2 px a frame
+        tracker.update(Detections(box + [2 * i, 0, 2 * i, 0], np.array([0.9], np.float32)), i / 30)
+    tracker.update(Detections.empty(), 10 / 30)  # missed: the track is lost now
+    assert tracker.num_lost == 1 and len(tracker.predict_only(10 / 30)) == 0
+    coasting = tracker.lost_predicted(12 / 30, max_age_s=0.2)
+    assert coasting.track_id.tolist() == [1]
+    np.testing.assert_allclose(coasting.xyxy[0], box[0] + [2 * 12, 0, 2 * 12, 0], atol=1.5)
+    assert len(tracker.lost_predicted(12 / 30, max_age_s=0.05)) == 0  # last seen 3 frames ago
+    back = tracker.update(Detections(box + [24, 0, 24, 0], np.array([0.9], np.float32)), 12 / 30)
+    assert back.track_id.tolist() == [1]  # reading the lost track changed nothing
