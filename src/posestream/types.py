@@ -135,6 +135,12 @@ class Poses:
             np.zeros((0,), np.int64),
         )
 
+    @classmethod
+    def from_tracks(cls, tracks: Tracks) -> Poses:
+        """People with boxes and ids but no keypoints (K = 0): a run without a pose model."""
+        n = len(tracks)
+        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id)
+
     def __len__(self) -> int:
         return len(self.track_id)
 
@@ -158,6 +164,13 @@ class Packet:
     @property
     def index(self) -> int:
         return self.frame.index
+
+    @property
+    def people(self) -> Poses | None:
+        """The poses, else the tracked boxes as keypoint-less poses, else None."""
+        if self.poses is not None:
+            return self.poses
+        return Poses.from_tracks(self.tracks) if self.tracks is not None else None
 
     def with_(self, **changes: object) -> Packet:
         """A copy with ``changes`` applied (timings dict is shared on purpose: the runtime fills it)."""

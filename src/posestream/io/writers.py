@@ -200,6 +200,7 @@ class KeypointCsvWriter:
         cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"]
         for name in keypoint_names:
             cols += [f"{name}_x", f"{name}_y", f"{name}_score"]
+        self._num_keypoint_cols = 3 * len(keypoint_names)
         if random_weights:  # a column nobody can miss; absent in normal runs
             cols.append("random_weights")
         self._csv.writerow(cols)
@@ -210,6 +211,7 @@ class KeypointCsvWriter:
             row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
             for kp in person["keypoints"]:
                 row += kp
+            row += [None] * (self._num_keypoint_cols - (len(row) - 7))  # boxes only: empty cells
             if self.random_weights:
                 row.append("true")
             self._csv.writerow(["" if v is None else v for v in row])

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from posestream.stages.base import StageBase
-from posestream.types import Packet, Poses, Tracks
+from posestream.types import Packet
 from posestream.visual.draw import draw_hud, draw_poses
 
 __all__ = ["RenderStage"]
@@ -32,9 +30,7 @@ class RenderStage(StageBase):
 
     def process(self, packet: Packet) -> Packet:
         image = packet.frame.image.copy()
-        poses = packet.poses
-        if poses is None and packet.tracks is not None:
-            poses = _boxes_only(packet.tracks)
+        poses = packet.people
         if poses is not None:
             draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes)
         now = time.monotonic()
@@ -51,7 +47,3 @@ class RenderStage(StageBase):
         draw_hud(image, lines)
         return packet.with_(annotated=image)
 
-
-def _boxes_only(tracks: Tracks) -> Poses:
-    n = len(tracks)
-    return Poses(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id)

@@ -45,7 +45,7 @@ class KeypointSink(StageBase):
     def process(self, packet: Packet) -> Packet:
         for writer in (self.jsonl, self.csv):
             if writer is not None:
-                writer.write(packet.index, packet.frame.pts, packet.poses)
+                writer.write(packet.index, packet.frame.pts, packet.people)
         return packet
 
     def close(self) -> None:
