@@ -159,3 +159,36 @@ def test_output_path_that_is_a_directory_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="is a directory"):
         KeypointJsonlWriter(tmp_path)
     assert os.path.isdir(tmp_path)
+
+
+def test_http_url_source_reads_every_frame_from_a_real_server(make_video, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    # Python's http.server has no Range requests, so serve a +faststart MP4 (index first, readable
+    # front to back): what our writer produces, and what web servers hand out.
+    src = make_video(n=12, vfr=True)
+    served = tmp_path / "www"
+    served.mkdir()
+    with open_source(str(src)) as r, VideoWriter(served / "clip.mp4", r.info.size_wh, time_base=r.info.time_base) as w:
+        for f in r:
+            w.write(f.image, f.pts)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with open_source(f"{base}/clip.mp4") as reader:
+            assert reader.info.kind == "stream" and reader.info.live is False  # a file over HTTP
+            frames = list(reader)
+        with open_source(str(served / "clip.mp4")) as local:
+            expected = list(local)
+        assert len(frames) == 12 and [f.pts for f in frames] == [f.pts for f in expected]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, expected))
+        with pytest.raises(InputError, match="cannot open stream"):
+            open_source(f"{base}/missing.mp4")
+    finally:
+        server.shutdown()
+        server.server_close()
