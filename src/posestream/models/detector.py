@@ -50,10 +50,9 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from posestream.errors import InputError, ModelFileError
-from posestream.runtime.onnx import resolve_providers
+from posestream.runtime.onnx import ORT_LOAD_ERRORS, resolve_providers
 from posestream.types import Detections
 
 __all__ = [
@@ -73,17 +72,6 @@ logger = logging.getLogger(__name__)
 STRIDES: tuple[int, ...] = (8, 16, 32)  # the three detection heads of YOLOX and YOLOv8/11
 PAD_VALUE = 114  # letterbox fill, both families
 PERSON = 0  # class index of "person" in COCO order
-
-# What onnxruntime raises for a file it cannot load (all derive from Exception directly).
-_ORT_LOAD_ERRORS = (
-    ort_state.Fail,
-    ort_state.InvalidArgument,
-    ort_state.InvalidGraph,
-    ort_state.InvalidProtobuf,
-    ort_state.NoSuchFile,
-    ort_state.NotImplemented,
-    ort_state.RuntimeException,
-)
 
 
 @runtime_checkable
@@ -395,7 +383,7 @@ def _open_session(path: Path, intra_op_threads: int, providers: Sequence[str] | 
     usable = [p for p in requested if p in available] or ["CPUExecutionProvider"]
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=usable)
-    except _ORT_LOAD_ERRORS as e:
+    except ORT_LOAD_ERRORS as e:
         raise ModelFileError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
     granted = session.get_providers()
     missing = [p for p in requested if p not in granted]

@@ -30,7 +30,8 @@ PROVIDERS: dict[str, str] = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-_ORT_ERRORS = (
+# What onnxruntime raises for a file it cannot load (all derive from Exception directly).
+ORT_LOAD_ERRORS = (
     ort_state.Fail,
     ort_state.InvalidArgument,
     ort_state.InvalidGraph,
@@ -83,7 +84,7 @@ class OrtPoseBackend(ModelInfoAttributes):
         options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
-        except _ORT_ERRORS as exc:
+        except ORT_LOAD_ERRORS as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{self.path}: not a loadable ONNX model ({reason})") from exc
 
@@ -173,7 +174,7 @@ class OrtPoseBackend(ModelInfoAttributes):
         probe = np.zeros((batch, 3, *input_size_hw), dtype=self._input_dtype)
         try:
             (heatmaps,) = self.session.run([self.output_name], {self.input_name: probe})
-        except _ORT_ERRORS as exc:
+        except ORT_LOAD_ERRORS as exc:
             raise ModelFileError(f"{self.path}: test run on a zero input failed ({exc})") from exc
         return [int(dim) for dim in heatmaps.shape[1:]]
 
