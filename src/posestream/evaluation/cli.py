@@ -1,0 +1,124 @@
+"""``posestream eval``: OKS AP of a pose model on a COCO-format keypoint dataset.
+
+Writes to ``--out-dir``: ``results.json`` (COCO keypoint results), ``report.json`` and ``report.md``
+(pycocotools AP/AR and per-keypoint errors). See ``posestream.evaluation.predict`` for the box
+modes, the result score and the flip test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from posestream.errors import InputError
+from posestream.evaluation.coco_eval import COCO_STAT_NAMES, evaluate_results
+from posestream.evaluation.dataset import KeypointDataset, load_keypoint_dataset
+from posestream.evaluation.predict import FlipTestBackend, predict_dataset
+
+__all__ = ["add_arguments", "run", "open_backend"]
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, help="folder with the images the annotations name")
+    parser.add_argument("--annotations", required=True, help="COCO person_keypoints JSON")
+    parser.add_argument("--pose-model", help="exported ViTPose ONNX file")
+    parser.add_argument("--variant", help="build ViTPose s|b|l|h in PyTorch (with --weights)")
+    parser.add_argument(
+        "--weights", help="checkpoint, known name (vitpose-b-coco), a train run's best.pth, or 'none'"
+    )
+    parser.add_argument("--decoder", choices=["classic", "simple"], default="classic", help="with --variant")
+    parser.add_argument(
+        "--boxes", choices=["gt", "detector"], default="gt", help="ground-truth boxes or a detector"
+    )
+    parser.add_argument("--detector", help="person detector ONNX (YOLOX / Ultralytics) for --boxes detector")
+    parser.add_argument("--detector-score", type=float, default=0.3, help="detector score threshold")
+    parser.add_argument(
+        "--flip-test", action="store_true", help="average with the mirrored crop (ViTPose test)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device for --variant (cpu, cuda)")
+    parser.add_argument(
+        "--providers", default="cpu", help="onnxruntime providers for --pose-model, e.g. cuda,cpu"
+    )
+    parser.add_argument("--out-dir", default="eval_out", help="where results.json and report.{json,md} go")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
+    """The pose backend the flags ask for (ONNX file, or PyTorch ViTPose with weights / random)."""
+    from posestream.runtime.base import ModelInfo
+    from posestream.runtime.factory import open_pose_backend
+
+    if bool(args.pose_model) == bool(args.variant or args.weights):
+        raise InputError("give either --pose-model X.onnx or --variant V --weights W|none")
+    if args.pose_model:
+        return open_pose_backend(args.pose_model, providers=tuple(args.providers.split(",")))
+
+    from posestream.models.checkpoint import load_weights
+    from posestream.models.vitpose import build_vitpose, canonical_variant
+    from posestream.models.weights import resolve_weights
+    from posestream.runtime.torch import TorchPoseBackend
+    from posestream.training.checkpoints import load_checkpoint_model, torch_load
+
+    path = resolve_weights(args.weights, args.variant or "b")
+    if path is not None and isinstance(torch_load(path).get("meta"), dict):
+        model, meta = load_checkpoint_model(path)  # a posestream train checkpoint knows its architecture
+        names = tuple(meta.get("keypoint_names") or dataset.category.keypoints)
+    else:
+        if not args.variant:
+            raise InputError("--variant is required unless --weights is a checkpoint of posestream train")
+        try:
+            variant = canonical_variant(args.variant)
+        except ValueError as exc:
+            raise InputError(f"--variant: {exc}") from None
+        model = build_vitpose(variant, decoder=args.decoder, num_keypoints=dataset.category.num_keypoints)
+        if path is not None:
+            load_weights(model, path)
+        names = dataset.category.keypoints
+    variant_name = str(getattr(model, "variant", ""))
+    info = ModelInfo(variant=variant_name, keypoint_names=names, random_weights=path is None)
+    return TorchPoseBackend(model, device=args.device, info=info)
+
+
+def run(args: argparse.Namespace) -> int:
+    from posestream.models.estimator import TopDownEstimator
+
+    dataset = load_keypoint_dataset(args.images, args.annotations)
+    backend = open_backend(args, dataset)
+    if backend.num_keypoints != dataset.category.num_keypoints:
+        raise InputError(
+            f"the pose model predicts {backend.num_keypoints} keypoints, {args.annotations} defines "
+            f"{dataset.category.num_keypoints}"
+        )
+    detector = None
+    if args.boxes == "detector":
+        if not args.detector:
+            raise InputError("--boxes detector needs --detector FILE.onnx")
+        from posestream.models.detector import load_person_detector
+
+        detector = load_person_detector(args.detector, score_threshold=args.detector_score)
+    if args.flip_test:
+        backend = FlipTestBackend(backend, dataset.category.flip_index)
+    results = predict_dataset(
+        TopDownEstimator(backend), dataset, boxes=args.boxes, detector=detector, progress=not args.no_progress
+    )
+    meta = {
+        "annotations": str(args.annotations),
+        "model": args.pose_model or f"ViTPose-{args.variant} weights {args.weights}",
+        "random_weights": bool(backend.random_weights),
+        "boxes": args.boxes + (f" ({args.detector}, score > {args.detector_score})" if detector else ""),
+        "flip_test": bool(args.flip_test),
+        "score": "box score x mean of keypoint scores > 0.2 (mmpose/ViTPose rescoring); no OKS NMS",
+    }
+    report = evaluate_results(dataset, results, meta=meta)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results))
+    json_path, md_path = report.write(out)
+    log.info("wrote %s, %s, %s", out / "results.json", json_path, md_path)
+    line = "  ".join(f"{name} {report.stats[name]:.3f}" for name in COCO_STAT_NAMES[:6])
+    print(f"{line}\n(report: {md_path})")
+    return 0

@@ -1,0 +1,1 @@
+"""training: fine-tune ViTPose on COCO-format keypoint data (the ViTPose recipe)."""
