@@ -155,17 +155,22 @@ def _run(args: argparse.Namespace) -> int:
         angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
         config = apply_overrides(config, {"output.json": angles_from})
 
-    extra, server = [], None
+    extra, server, serve_sink = [], None, None
     if args.serve:
         from posestream.serve.server import LiveServer
         from posestream.stages.serve import ServeSink
 
         host, port = _parse_hostport(args.serve)
         server = LiveServer(host=host, port=port)
-        extra.append(ServeSink(server))
+        serve_sink = ServeSink(server)
+        extra.append(serve_sink)
+    if args.show:
+        from posestream.stages.show import ShowSink
+
+        extra.append(ShowSink(on_quit=lambda: pipeline.graph.request_stop()))
     pipeline = build_pipeline(args.source, config, extra_stages=extra)
-    if server is not None:
-        extra[0].bind(pipeline)
+    if serve_sink is not None:
+        serve_sink.bind(pipeline)
         server.start()
         print(f"live view on {server.url}", file=sys.stderr)
     if pipeline.random_weights:

@@ -57,3 +57,15 @@ def test_cli_run_with_pose_model_only_uses_whole_frame(shared, vitpose_s_onnx, t
     assert "RANDOM WEIGHTS" in capsys.readouterr().err
     header = out_csv.read_text().splitlines()[0]
     assert header.endswith("random_weights")
+
+
+def test_run_with_variant_and_random_weights_through_pytorch(shared, tmp_path, capsys):
+    out_json = tmp_path / "o.jsonl"
+    code = cli.main(["run", str(shared / "media" / "mmpose_demo.mp4"), "--variant", "s", "--weights", "none",
+                     "--detector", str(shared / "models" / "yolox_nano_coco.onnx"), "--max-frames", "2",
+                     "--out-json", str(out_json)])  # fmt: skip
+    assert code == 0
+    records = _records(out_json)
+    assert len(records) == 2 and all(r["random_weights"] for r in records)
+    assert all(len(p["keypoints"]) == 17 for r in records for p in r["people"]) and records[0]["people"]
+    assert "RANDOM WEIGHTS" in capsys.readouterr().err
