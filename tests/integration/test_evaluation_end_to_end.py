@@ -103,3 +103,31 @@ def test_flip_test_is_mirror_equivariant_and_udp_needs_no_shift(shared: Path):
         udp_heatmap_targets(joints, np.ones(2))[0][:, :, ::-1],
         atol=1e-6,
     )
+
+
+def test_eval_backend_from_safetensors_and_from_a_train_checkpoint(shared, tmp_path, tiny_checkpoint):
+    """--weights may be a .safetensors file (with --variant) or a train checkpoint (architecture from meta)."""
+    import argparse
+
+    from safetensors.torch import save_file
+
+    from posestream.evaluation.cli import open_backend
+    from posestream.models.vitpose import build_vitpose
+
+    root = shared / "coco" / "val_subset"
+    dataset = load_keypoint_dataset(root / "images", root / "person_keypoints.json")
+    torch.manual_seed(1)
+    model = build_vitpose("s", decoder="simple").eval()
+    path = tmp_path / "s.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    args = argparse.Namespace(pose_model=None, variant="s", weights=str(path), decoder="simple", device="cpu",
+                              providers="cpu")  # fmt: skip
+    backend = open_backend(args, dataset)
+    x = torch.randn(1, 3, 256, 192)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(backend(x.numpy()), expected, atol=1e-5)
+    assert backend.random_weights is False
+    args = argparse.Namespace(pose_model=None, variant=None, weights=str(tiny_checkpoint), decoder="classic",
+                              device="cpu", providers="cpu")  # fmt: skip
+    assert open_backend(args, dataset).num_keypoints == 17

@@ -57,15 +57,16 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
     if args.pose_model:
         return open_pose_backend(args.pose_model, providers=tuple(args.providers.split(",")))
 
-    from posestream.models.checkpoint import load_weights
+    from posestream.models.checkpoint import apply_weights, read_checkpoint, read_weights
     from posestream.models.vitpose import build_vitpose, canonical_variant
     from posestream.models.weights import resolve_weights
     from posestream.runtime.torch import TorchPoseBackend
-    from posestream.training.checkpoints import load_checkpoint_model, torch_load
+    from posestream.training.checkpoints import load_checkpoint_model
 
     path = resolve_weights(args.weights, args.variant or "b")
-    if path is not None and isinstance(torch_load(path).get("meta"), dict):
-        model, meta = load_checkpoint_model(path)  # a posestream train checkpoint knows its architecture
+    checkpoint = read_checkpoint(path) if path is not None else None  # read once (any format)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("meta"), dict):
+        model, meta = load_checkpoint_model(path, checkpoint)  # a train checkpoint knows its architecture
         names = tuple(meta.get("keypoint_names") or dataset.category.keypoints)
     else:
         if not args.variant:
@@ -76,7 +77,7 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
             raise InputError(f"--variant: {exc}") from None
         model = build_vitpose(variant, decoder=args.decoder, num_keypoints=dataset.category.num_keypoints)
         if path is not None:
-            load_weights(model, path)
+            apply_weights(model, read_weights(path, checkpoint), path)
         names = dataset.category.keypoints
     variant_name = str(getattr(model, "variant", ""))
     info = ModelInfo(variant=variant_name, keypoint_names=names, random_weights=path is None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from posestream.errors import ExportError, InputError
 from posestream.export.onnx import export_onnx
-from posestream.models.checkpoint import infer_variant, load_weights, read_state_dict
+from posestream.models.checkpoint import apply_weights, infer_variant, read_weights
 from posestream.models.vitpose import VARIANTS, build_vitpose, canonical_variant
 from posestream.models.weights import RANDOM_WEIGHTS_WARNING, resolve_weights
 
@@ -80,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     variant = canonical_variant(args.variant) if args.variant else None
     weights = resolve_weights(args.weights, variant)
     decoder, num_keypoints = args.decoder, args.keypoints
+    state_dict = None
     if weights is not None:
-        info = infer_variant(read_state_dict(weights))
+        state_dict = read_weights(weights)  # read once: the architecture comes from it, then the values
+        info = infer_variant(state_dict)
         variant = variant or info.variant
         decoder = decoder or info.decoder
         num_keypoints = num_keypoints or info.num_keypoints
@@ -91,10 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--variant is required with random weights (--weights none)")
 
     model = build_vitpose(variant, decoder=decoder or "classic", num_keypoints=num_keypoints or 17)
-    if weights is None:
-        print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
-    else:
-        load_weights(model, weights)
+    if state_dict is not None:  # random weights: resolve_weights has warned; said again at the end
+        apply_weights(model, state_dict, weights)
     model.eval()
 
     onnx_out = args.out if args.format == "onnx" else args.out.with_suffix(".onnx")

@@ -35,6 +35,10 @@ from posestream.models.vitpose import VARIANTS
 __all__ = [
     "CheckpointInfo",
     "read_state_dict",
+    "read_checkpoint",
+    "tensors_of",
+    "read_weights",
+    "apply_weights",
     "convert_state_dict",
     "infer_variant",
     "load_weights",
@@ -94,6 +98,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     ModelFileError naming it.
     """
     path = Path(path)
+    return tensors_of(read_checkpoint(path), path)
+
+
+def read_checkpoint(path: str | Path) -> object:
+    """The file's content as stored (for a training checkpoint: the dict with ``meta`` and the rest).
+
+    Read it once and hand it to :func:`tensors_of`: these files are hundreds of megabytes.
+    """
+    path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"weights file {path}: does not exist or is not a file")
     suffix = path.suffix.lower()
@@ -101,10 +114,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(
             f"weights file {path}: is an ONNX model; give it to the onnx runtime, not as PyTorch weights"
         )
-    if suffix == ".safetensors":
-        obj: object = _read_safetensors(path)
-    else:
-        obj = _read_torch(path)
+    return _read_safetensors(path) if suffix == ".safetensors" else _read_torch(path)
+
+
+def tensors_of(obj: object, path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict inside what :func:`read_checkpoint` returned (``path`` names it in errors)."""
     if isinstance(obj, Mapping):
         for wrapper in ("state_dict", "model"):
             inner = obj.get(wrapper)
@@ -292,12 +306,30 @@ def load_weights(model: nn.Module, path: str | Path, expected_sha256: str | None
                 f"weights file {path}: sha256 {actual} does not match the expected {expected_sha256} "
                 "(incomplete download or a different file; delete it and download again)"
             )
+    return apply_weights(model, read_weights(path), path)
+
+
+def read_weights(path: str | Path, checkpoint: object | None = None) -> dict[str, torch.Tensor]:
+    """The file's tensors in this package's layout (any supported layout converted).
+
+    checkpoint: what :func:`read_checkpoint` already returned for ``path``, to avoid a second read.
+    """
+    path = Path(path)
     try:
-        sd = convert_state_dict(read_state_dict(path))
+        obj = read_checkpoint(path) if checkpoint is None else checkpoint
+        return convert_state_dict(tensors_of(obj, path))
     except ModelFileError as exc:
         if str(path) in str(exc):
             raise
         raise ModelFileError(f"weights file {path}: {exc}") from exc
+
+
+def apply_weights(model: nn.Module, sd: Mapping[str, torch.Tensor], path: str | Path) -> CheckpointInfo:
+    """Load ``sd`` (from :func:`read_weights`) into ``model`` strictly, as :func:`load_weights` does.
+
+    path: the file ``sd`` came from, named in errors.
+    """
+    sd = dict(sd)
     target = model.state_dict()
 
     missing = [k for k in target if k not in sd and not k.endswith("num_batches_tracked")]

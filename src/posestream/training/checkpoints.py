@@ -97,18 +97,22 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild and load a model saved by ``train`` (``last.pth`` / ``best.pth``); returns it and meta."""
-    from posestream.models.checkpoint import load_weights
+def load_checkpoint_model(path: str | Path, checkpoint: dict | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild and load a model saved by ``train`` (``last.pth`` / ``best.pth``); returns it and meta.
+
+    checkpoint: the file's content when the caller has read it already (it is read once either way).
+    """
+    from posestream.models.checkpoint import apply_weights, read_weights
 
     path = Path(path)
-    meta = torch_load(path).get("meta")
+    checkpoint = torch_load(path) if checkpoint is None else checkpoint
+    meta = checkpoint.get("meta")
     if not isinstance(meta, dict) or "arch" not in meta:
         raise ModelFileError(
             f"weights file {path}: no 'meta' with the architecture (not written by posestream train)"
         )
     model = build_model_from_meta(meta)
-    load_weights(model, path)
+    apply_weights(model, read_weights(path, checkpoint), path)
     return model, meta
 
 
@@ -120,13 +124,13 @@ def load_init_weights(model: nn.Module, path: str | Path) -> list[str]:
     initialisation. Returns the names of the tensors left at initialisation. Any other mismatch
     (other size, other decoder) raises ModelFileError naming the file.
     """
-    from posestream.models.checkpoint import convert_state_dict, load_weights, read_state_dict
+    from posestream.models.checkpoint import apply_weights, read_weights
 
     path = Path(path)
-    sd = convert_state_dict(read_state_dict(path))
+    sd = read_weights(path)
     head = sd.get(HEAD_OUTPUT_KEYS[0])
     if head is None or int(head.shape[0]) == model.num_keypoints:
-        load_weights(model, path)
+        apply_weights(model, sd, path)
         return []
     target = model.state_dict()
     kept = {k: v for k, v in sd.items() if k not in HEAD_OUTPUT_KEYS}
