@@ -134,7 +134,7 @@ def _batch_buckets(config: Config) -> tuple[int, ...] | None:
     pose = config.pose
     if pose.batch_buckets:
         return pose.batch_buckets
-    torch_path = not pose.model or pose.model.startswith("torch:") or pose.backend == "torch"
+    torch_path = not pose.model or pose.model.startswith("torch:")
     on_gpu = pose.device.startswith("cuda") if torch_path else any(p in ("cuda", "tensorrt") for p in pose.providers)
     return GPU_BUCKETS if on_gpu else None
 

@@ -77,11 +77,10 @@ class TrackerConfig:
 
 @dataclass(frozen=True, slots=True)
 class PoseConfig:
-    model: str | None = None  # an exported ONNX file; or build from variant + weights
+    model: str | None = None  # an exported ONNX file (onnxruntime); or build from variant + weights
     variant: str | None = None  # s | b | l | h (with `weights`, runs through PyTorch)
     weights: str | None = None  # path, known name (vitpose-b-coco) or 'none' (random)
     decoder: Literal["classic", "simple"] = "classic"
-    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     providers: tuple[str, ...] = ("cpu",)  # onnxruntime: cpu | cuda | tensorrt
     device: str = "cpu"  # torch
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # torch
