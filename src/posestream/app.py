@@ -76,6 +76,7 @@ def build_pipeline(
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
         stages: list = []
         backend = build_pose_backend(config)
+        random_weights = bool(getattr(backend, "random_weights", False))
         detector = _build_detector(config) if (backend is not None or config.detector.model) else None
         if detector is not None:
             from posestream.stages.detect import DetectStage
@@ -85,16 +86,13 @@ def build_pipeline(
                 from posestream.stages.track import TrackStage
 
                 stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
-        pipeline = Pipeline(graph=None, source=info, live=live)  # type: ignore[arg-type]
+        extras: dict[str, Any] = {}
         if backend is not None:
             from posestream.models.estimator import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            estimator = TopDownEstimator(backend, batch_buckets=_batch_buckets(config))
-            stages.append(PoseStage(estimator))
-            pipeline.extras["estimator"] = estimator
-            pipeline.model_name = backend.name
-            pipeline.random_weights = bool(getattr(backend, "random_weights", False))
+            extras["estimator"] = TopDownEstimator(backend, batch_buckets=_batch_buckets(config))
+            stages.append(PoseStage(extras["estimator"]))
             if config.smooth.filter != "none":
                 from posestream.stages.smooth import SmoothStage
 
@@ -102,14 +100,14 @@ def build_pipeline(
         out = config.output
         if config.render.enabled and (out.video or extra_stages):
             r = config.render
-            banner = RANDOM_BANNER if pipeline.random_weights else None
+            banner = RANDOM_BANNER if random_weights else None
             stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
                                       hud=r.hud, banner=banner))  # fmt: skip
         if out.video:
             stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
                                     crf=out.crf, preset=out.preset))  # fmt: skip
         if out.json or out.csv:
-            stages.append(KeypointSink(out.json, out.csv, random_weights=pipeline.random_weights))
+            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights))
         stages += extra_stages or []
         if not stages:  # nothing configured: still decode, so `run` measures the source
             stages.append(RenderStage(hud=False))
@@ -118,9 +116,9 @@ def build_pipeline(
                   "drop_oldest": Overflow.DROP_OLDEST}[p.overflow]  # fmt: skip
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
         source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
-        pipeline.graph = Graph(source, stages, capacity=capacity, overflow=policy,
-                               shutdown_timeout=p.shutdown_timeout_s)  # fmt: skip
-        return pipeline
+        graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
+        model_name = backend.name if backend is not None else None
+        return Pipeline(graph, info, live, model_name, random_weights, extras)
     except BaseException:
         reader.close()
         raise

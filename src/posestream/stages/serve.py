@@ -38,7 +38,8 @@ class ServeSink(StageBase):
             self._t_stats = now
         stats = dict(self._stats)
         stats["frame"] = packet.index
-        stats["people"] = len(packet.people) if packet.people is not None else 0
+        people = packet.people
+        stats["people"] = len(people) if people is not None else 0
         stats["latency_ms"] = {"capture_to_render": round((now - packet.frame.t_capture) * 1e3, 1)}
         image = packet.annotated if packet.annotated is not None else packet.frame.image
         self.server.publish(image, stats)
