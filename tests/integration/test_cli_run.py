@@ -53,7 +53,7 @@ class RaiseAt:
     def __init__(self, at):
         self.at = at
 
-    def open(self):
+    def open(self, ctx):
         pass
 
     def process(self, packet):

@@ -24,7 +24,7 @@ class Probe:
     def __init__(self):
         self.latency_s, self.rss = [], []
 
-    def open(self):
+    def open(self, ctx):
         pass
 
     def process(self, packet):

@@ -51,7 +51,7 @@ class Keep:
     def __init__(self):
         self.packets = []
 
-    def open(self):
+    def open(self, ctx):
         pass
 
     def process(self, packet):

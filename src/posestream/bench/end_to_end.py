@@ -192,7 +192,7 @@ def _loop_pass(spec, source, settings, frame0, video, *, batch_buckets: tuple[in
     try:
         graph.source.open()
         for stage in graph.stages:
-            stage.open()
+            stage.open(graph.context())
             opened.append(stage)
         while True:
             t0 = time.perf_counter()

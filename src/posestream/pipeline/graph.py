@@ -5,10 +5,20 @@ frame in an error) and, when present, writes ``item.timings[stage_name]`` (secon
 
 Lifecycle of one worker::
 
-    open() -> loop { get from inbox -> process() -> put to outbox } -> close()   # close() always
+    open(ctx) -> loop { get from inbox -> process() -> put result(s) to outbox } -> flush() -> close()
+
+``close()`` is always called; ``flush()`` (optional) only at the end of the stream, not after a stop
+or an error. ``process`` returns one item, ``None`` (dropped on purpose) or ``Many(items)`` (zero or
+more items: a stage that batches across frames holds items back and emits them later, in order).
+``ctx`` is a ``StageContext``: what a stage may ask of the running graph (stop it, read its metrics)
+without holding a reference to it.
+
+``Parallel(factory, workers=n)`` runs n copies of one stage on n threads that share the stage's
+inbox; outputs leave in the order the items arrived (a re-order buffer keyed by arrival number), so
+downstream stages cannot tell it from one worker.
 
 End of stream is a closed channel: the source closes its outbox when ``read()`` returns None, each
-worker drains its inbox, closes its stage and then its outbox. A failing stage records its
+worker drains its inbox, flushes and closes its stage and then its outbox. A failing stage records its
 exception and sets the shared stop event; every channel is then closed so nobody waits, and
 ``Graph.run`` re-raises the failure as ``StageError(stage, frame_index)`` once the workers have
 finalised (or after ``shutdown_timeout`` for a stage blocked inside ``process``). Ctrl-C in the
@@ -28,21 +38,63 @@ from posestream.errors import StageError
 from posestream.pipeline.channel import Channel, Closed, Empty, Overflow
 from posestream.pipeline.metrics import StageMetrics, StageSnapshot
 
-__all__ = ["Graph", "GraphResult", "Source", "Stage"]
+__all__ = ["Graph", "GraphResult", "Many", "Parallel", "Source", "Stage", "StageContext"]
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # every blocking call wakes at least this often to re-check the stop event
 
 
+class Many(tuple):
+    """What ``process``/``flush`` return to emit several items (or none) downstream, in this order."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StageContext:
+    """Handed to ``Stage.open``: what a stage may ask of the graph that runs it.
+
+    request_stop: stop the graph cleanly, as Ctrl-C would (a closed window, a quit key).
+    snapshot: metrics of the source and every stage, as of now (``StageSnapshot`` list).
+    live: whether the source runs on its own clock (edges drop the oldest item when behind).
+    """
+
+    request_stop: Callable[[], None]
+    snapshot: Callable[[], list[StageSnapshot]]
+    live: bool
+
+
 class Stage(Protocol):
     name: str
 
-    def open(self) -> None: ...  # on the worker thread, before the first item
+    def open(self, ctx: StageContext) -> None: ...  # on the worker thread, before the first item
 
-    def process(self, item: Any) -> Any | None: ...  # None = drop on purpose
+    def process(self, item: Any) -> Any | None: ...  # an item, None (drop on purpose) or Many(items)
 
     def close(self) -> None: ...  # always called, also after a failed open()
+
+    # Optional: ``def flush(self) -> Iterable[Any]`` returns held-back items at the end of the stream.
+
+
+class Parallel:
+    """``workers`` copies of one stage, each on its own thread, outputs kept in arrival order.
+
+    factory: builds one copy (called ``workers`` times now, on the caller's thread, so a copy that
+    cannot be built fails before the graph starts). Each copy is opened, flushed and closed on its
+    own thread. For stages whose work releases the GIL (model inference, codecs); worth it only where
+    measured: each copy should then be given a share of the cores, not all of them.
+    """
+
+    def __init__(self, factory: Callable[[], Stage], workers: int, name: str | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"Parallel: workers must be >= 1, got {workers}")
+        self.replicas: list[Stage] = [factory() for _ in range(workers)]
+        self.name = name or self.replicas[0].name
+
+    @property
+    def workers(self) -> int:
+        return len(self.replicas)
 
 
 class Source(Protocol):
@@ -92,7 +144,9 @@ class Graph:
         self.edges = [
             Channel(c, Overflow(o), name=f"->{s.name}") for c, o, s in zip(capacities, overflows, stages)
         ]
-        self.metrics = [StageMetrics(source.name)] + [StageMetrics(s.name) for s in stages]
+        self.metrics = [StageMetrics(source.name)] + [
+            StageMetrics(s.name, workers=s.workers if isinstance(s, Parallel) else 1) for s in stages
+        ]
         self.shutdown_timeout = shutdown_timeout
         self._stop = threading.Event()
         self._interrupted = False
@@ -108,6 +162,10 @@ class Graph:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def context(self) -> StageContext:
+        """What stages are handed in ``open``."""
+        return StageContext(request_stop=self.request_stop, snapshot=self.snapshot, live=bool(self.source.live))
 
     def snapshot(self) -> list[StageSnapshot]:
         """Metrics of the source and every stage, as of now (any thread)."""
@@ -160,30 +218,48 @@ class Graph:
             except Exception as exc:  # noqa: BLE001
                 self._fail(src.name, None, exc)
 
+    def _emit(self, outbox: Channel | None, result: Any, dt: float, stage_name: str) -> bool:
+        """Send what ``process``/``flush`` returned downstream. False = the graph is stopping."""
+        if result is None:
+            return True
+        items = list(result) if isinstance(result, Many) else [result]
+        for item in items:
+            timings = getattr(item, "timings", None)
+            if isinstance(timings, dict):  # a batch's time is shared by the items it emits
+                timings[stage_name] = dt / len(items)
+            if outbox is not None and not self._put(outbox, item):
+                return False
+        return True
+
+    @staticmethod
+    def _count(result: Any) -> int:
+        return 0 if result is None else len(result) if isinstance(result, Many) else 1
+
     def _run_stage(self, i: int) -> None:
         stage, inbox, m = self.stages[i], self.edges[i], self.metrics[i + 1]
         outbox = self.edges[i + 1] if i + 1 < len(self.edges) else None
         index: int | None = None
         try:
-            stage.open()
+            stage.open(self.context())
             m.t_start = time.monotonic()
+            ended = False
             while not self._stop.is_set():
                 try:
                     item = inbox.get(timeout=POLL_S)
                 except Empty:
                     continue
                 except Closed:
+                    ended = True
                     break
                 index = getattr(item, "index", None)
                 t0 = time.perf_counter()
                 result = stage.process(item)
                 dt = time.perf_counter() - t0
-                m.record(dt, emitted=result is not None)
-                timings = getattr(result, "timings", None)
-                if isinstance(timings, dict):
-                    timings[stage.name] = dt
-                if result is not None and outbox is not None and not self._put(outbox, result):
+                m.record(dt, emitted=self._count(result))
+                if not self._emit(outbox, result, dt, stage.name):
                     break
+            if ended and not self._stop.is_set():
+                self._flush(stage, outbox, m)
         except Exception as exc:  # noqa: BLE001 - any failure is reported as StageError
             self._fail(stage.name, index, exc)
         finally:
@@ -195,6 +271,94 @@ class Graph:
             except Exception as exc:  # noqa: BLE001
                 self._fail(stage.name, None, exc)
 
+    def _flush(self, stage: Any, outbox: Channel | None, m: StageMetrics) -> None:
+        flush = getattr(stage, "flush", None)
+        if flush is None:
+            return
+        t0 = time.perf_counter()
+        items = Many(flush() or ())
+        dt = time.perf_counter() - t0
+        m.add_emitted(len(items), dt)
+        self._emit(outbox, items, dt, stage.name)
+
+    def _run_parallel(self, i: int) -> list[threading.Thread]:
+        """Threads for a ``Parallel`` stage: shared inbox, re-order buffer, last one out closes."""
+        par: Parallel = self.stages[i]
+        inbox, m = self.edges[i], self.metrics[i + 1]
+        outbox = self.edges[i + 1] if i + 1 < len(self.edges) else None
+        take_lock = threading.Lock()  # arrival numbers follow the order items leave the inbox
+        emit_lock = threading.Lock()  # one thread at a time sends ready results, in order
+        state = {"taken": 0, "next": 0, "alive": par.workers, "ended": False}
+        ready: dict[int, Any] = {}
+
+        def send_ready() -> bool:
+            while True:
+                if emit_lock.acquire(timeout=POLL_S):
+                    break
+                if self._stop.is_set():
+                    return False
+            try:
+                while state["next"] in ready:
+                    result, dt = ready.pop(state["next"])
+                    state["next"] += 1
+                    if not self._emit(outbox, result, dt, par.name):
+                        return False
+                return True
+            finally:
+                emit_lock.release()
+
+        def worker(stage: Stage) -> None:
+            index: int | None = None
+            try:
+                stage.open(self.context())
+                with take_lock:
+                    m.t_start = m.t_start or time.monotonic()
+                while not self._stop.is_set():
+                    with take_lock:  # get + numbering under one lock: seq order = inbox order
+                        try:
+                            item = inbox.get(timeout=POLL_S)
+                        except Empty:
+                            continue
+                        except Closed:
+                            state["ended"] = True
+                            break
+                        seq = state["taken"]
+                        state["taken"] += 1
+                    index = getattr(item, "index", None)
+                    t0 = time.perf_counter()
+                    result = stage.process(item)
+                    dt = time.perf_counter() - t0
+                    m.record(dt, emitted=self._count(result))
+                    ready[seq] = (result, dt)
+                    if not send_ready():
+                        break
+            except Exception as exc:  # noqa: BLE001 - any failure is reported as StageError
+                self._fail(par.name, index, exc)
+            finally:
+                with take_lock:
+                    state["alive"] -= 1
+                    last = state["alive"] == 0
+                if last:  # every item is numbered and processed: flush the copies, then end
+                    try:
+                        if state["ended"] and not self._stop.is_set():
+                            send_ready()
+                            for replica in par.replicas:
+                                self._flush(replica, outbox, m)
+                    except Exception as exc:  # noqa: BLE001
+                        self._fail(par.name, None, exc)
+                    m.t_end = time.monotonic()
+                    if outbox is not None:
+                        outbox.close()
+                try:
+                    stage.close()
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(par.name, None, exc)
+
+        return [
+            threading.Thread(target=worker, args=(replica,), name=f"ps-{par.name}.{k}", daemon=True)
+            for k, replica in enumerate(par.replicas)
+        ]
+
     # ----------------------------------------------------------------- run
     def run(self, on_tick: Callable[[Graph], None] | None = None, tick_s: float = 0.2) -> GraphResult:
         """Run to the end of the stream (or a stop) in worker threads; block until done.
@@ -204,10 +368,11 @@ class Graph:
         """
         t_start = time.monotonic()
         threads = [threading.Thread(target=self._run_source, name=f"ps-{self.source.name}", daemon=True)]
-        threads += [
-            threading.Thread(target=self._run_stage, args=(i,), name=f"ps-{s.name}", daemon=True)
-            for i, s in enumerate(self.stages)
-        ]
+        for i, stage in enumerate(self.stages):
+            if isinstance(stage, Parallel):
+                threads += self._run_parallel(i)
+            else:
+                threads.append(threading.Thread(target=self._run_stage, args=(i,), name=f"ps-{stage.name}", daemon=True))
         for t in threads:
             t.start()
         deadline: float | None = None
@@ -228,7 +393,7 @@ class Graph:
             except KeyboardInterrupt:
                 log.warning("interrupted: stopping the graph and finalising outputs")
                 self.request_stop()
-        stuck = [t.name.removeprefix("ps-") for t in threads if t.is_alive()]
+        stuck = list(dict.fromkeys(t.name.removeprefix("ps-").split(".")[0] for t in threads if t.is_alive()))
         for name in stuck:
             log.error("stage '%s' did not stop within %.1f s (blocked inside a call)", name, self.shutdown_timeout)
         if self._error is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from posestream.pipeline.graph import StageContext
 from posestream.types import Packet
 
 __all__ = ["StageBase"]
@@ -12,8 +13,8 @@ class StageBase:
 
     name = "stage"
 
-    def open(self) -> None:
-        """Called on the worker thread before the first packet."""
+    def open(self, ctx: StageContext) -> None:
+        """Called on the worker thread before the first packet; ``ctx`` stops the graph, reads metrics."""
 
     def process(self, packet: Packet) -> Packet | None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -21,7 +21,7 @@ class ShowSink(StageBase):
     def __init__(self, on_quit) -> None:
         self.on_quit = on_quit
 
-    def open(self) -> None:
+    def open(self, ctx) -> None:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
 
     def process(self, packet: Packet) -> Packet:

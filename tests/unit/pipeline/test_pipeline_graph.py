@@ -10,7 +10,7 @@ import pytest
 
 from posestream.errors import StageError
 from posestream.pipeline.channel import Overflow
-from posestream.pipeline.graph import Graph
+from posestream.pipeline.graph import Graph, Many, Parallel
 
 
 @dataclass
@@ -50,8 +50,9 @@ class Collect:
         self.seen = []
         self.opened = self.closed = False
 
-    def open(self):
+    def open(self, ctx):
         self.opened = True
+        self.ctx = ctx
 
     def process(self, item):
         if self.delay:
@@ -135,7 +136,7 @@ def test_failure_in_source_is_reported_with_its_frame():
 
 def test_failure_in_open_is_reported_and_close_still_called():
     class BadOpen(Collect):
-        def open(self):
+        def open(self, ctx):
             raise ValueError("no model")
 
     stage = BadOpen("model")
@@ -214,3 +215,115 @@ def test_edge_configuration_is_validated():
         Graph(CountSource(1), [Collect()], capacity=[1, 2])
     with pytest.raises(ValueError, match="at least one stage"):
         Graph(CountSource(1), [])
+
+
+# --------------------------------------------------------------------------- context, Many, flush, Parallel
+def test_open_receives_a_context_that_stops_the_graph_and_reads_metrics():
+    seen = {}
+
+    class StopAt(Collect):
+        def process(self, item):
+            if item.index == 5:
+                seen["snapshot"] = [s.name for s in self.ctx.snapshot()]
+                seen["live"] = self.ctx.live
+                self.ctx.request_stop()
+            return super().process(item)
+
+    stage = StopAt("stopper")
+    result = Graph(CountSource(100_000), [stage]).run()
+    assert result.interrupted and stage.closed
+    assert seen == {"snapshot": ["source", "stopper"], "live": False}
+    assert 5 <= len(stage.seen) < 100_000
+
+
+class BatchBy(Collect):
+    """Holds items back and emits them in groups of ``size``; the rest at the end of the stream."""
+
+    def __init__(self, size, name="batch"):
+        super().__init__(name)
+        self.size, self.held, self.flushed = size, [], 0
+
+    def process(self, item):
+        self.held.append(item)
+        if len(self.held) < self.size:
+            return Many()
+        out, self.held = Many(self.held), []
+        return out
+
+    def flush(self):
+        self.flushed += 1
+        out, self.held = self.held, []
+        return out
+
+
+def test_many_and_flush_emit_every_item_in_order():
+    batch, after = BatchBy(4), Collect("after")
+    result = Graph(CountSource(10), [batch, after], capacity=2).run()
+    assert after.seen == list(range(10))  # 8 in two groups, 2 from flush
+    assert batch.flushed == 1
+    stats = {s.name: s for s in result.stages}
+    assert stats["batch"].frames_in == 10 and stats["batch"].frames_out == 10
+
+
+def test_flush_is_not_called_after_a_stop():
+    batch, after = BatchBy(1000), Collect("after")
+    graph = Graph(CountSource(100_000, period=0.0005), [batch, after])
+    threading.Timer(0.2, graph.request_stop).start()
+    graph.run()
+    assert batch.flushed == 0 and batch.closed and after.seen == []
+
+
+class Jitter(Collect):
+    """Takes a different time per item so parallel copies finish out of order."""
+
+    made = 0
+
+    def __init__(self):
+        super().__init__("jitter")
+        Jitter.made += 1
+        self.copy = Jitter.made
+
+    def process(self, item):
+        time.sleep(0.001 * ((item.index * 7) % 5))
+        item.worker = self.copy
+        return super().process(item)
+
+
+def test_parallel_copies_keep_arrival_order_and_share_the_work():
+    Jitter.made = 0
+    par = Parallel(Jitter, workers=3)
+    after = Collect("after")
+    items = []
+
+    class Keep(Collect):
+        def process(self, item):
+            items.append(item)
+            return item
+
+    result = Graph(CountSource(200), [par, after, Keep("keep")], capacity=4).run()
+    assert after.seen == list(range(200))
+    assert {it.worker for it in items} == {1, 2, 3}  # every copy did some of the work
+    assert all(r.opened and r.closed for r in par.replicas)
+    stats = {s.name: s for s in result.stages}
+    assert stats["jitter"].frames_in == stats["jitter"].frames_out == 200
+    assert 0 < stats["jitter"].busy <= 1.0
+
+
+def test_parallel_failure_names_the_stage_and_frame_and_closes_every_copy():
+    par = Parallel(lambda: RaiseAt(23), workers=2)
+    with pytest.raises(StageError, match="stage 'faulty' failed at frame 23"):
+        Graph(CountSource(1000), [par, Collect()]).run()
+    assert all(r.closed for r in par.replicas)
+
+
+def test_parallel_copies_are_flushed_at_the_end():
+    par = Parallel(lambda: BatchBy(7, name="pbatch"), workers=2)
+    after = Collect("after")
+    Graph(CountSource(30), [par, after]).run()
+    assert sorted(after.seen) == list(range(30))  # held items of both copies come out at the end
+    assert all(r.flushed == 1 for r in par.replicas)
+
+
+def test_parallel_workers_are_validated():
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        Parallel(Collect, workers=0)
