@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from posestream.errors import InputError
-from posestream.models.detector import load_person_detector
+from posestream.detection import load_person_detector
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_SIDE = 32  # people must be larger than MIN_SIDE x MIN_SIDE pixels to count

@@ -39,27 +39,14 @@ class Pipeline:
 def build_pose_backend(config: Config):
     """The pose backend named by ``config.pose``, or None when no pose model is configured."""
     pose = config.pose
-    if pose.model:
-        from posestream.runtime.factory import open_pose_backend
+    if not (pose.model or pose.variant):
+        return None
+    from posestream.runtime.factory import open_pose_backend
 
-        return open_pose_backend(
-            pose.model, providers=pose.providers, threads=pose.threads, device=pose.device, dtype=pose.dtype
-        )
-    if pose.variant:
-        from posestream.models.checkpoint import load_weights
-        from posestream.models.vitpose import build_vitpose
-        from posestream.models.weights import resolve_weights
-        from posestream.runtime.torch import TorchPoseBackend
-
-        model = build_vitpose(pose.variant, decoder=pose.decoder)
-        path = resolve_weights(pose.weights or "none", pose.variant)
-        if path is not None:
-            load_weights(model, path)
-        from posestream.runtime.base import ModelInfo
-
-        info = ModelInfo(variant=pose.variant, decoder=pose.decoder, random_weights=path is None)
-        return TorchPoseBackend(model, device=pose.device, dtype=pose.dtype, info=info)
-    return None
+    return open_pose_backend(
+        pose.model or None, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
+        providers=pose.providers, threads=pose.threads, device=pose.device, precision=pose.dtype,
+    )  # fmt: skip
 
 
 def build_pipeline(
@@ -88,10 +75,10 @@ def build_pipeline(
                 stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
         extras: dict[str, Any] = {}
         if backend is not None:
-            from posestream.models.estimator import TopDownEstimator
+            from posestream.estimation.topdown import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            extras["estimator"] = TopDownEstimator(backend, batch_buckets=_batch_buckets(config))
+            extras["estimator"] = TopDownEstimator(backend, batch_buckets=_batch_buckets(config, backend))
             stages.append(PoseStage(extras["estimator"]))
             if config.smooth.filter != "none":
                 from posestream.stages.smooth import SmoothStage
@@ -127,18 +114,15 @@ def build_pipeline(
 GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def _batch_buckets(config: Config) -> tuple[int, ...] | None:
+def _batch_buckets(config: Config, backend) -> tuple[int, ...] | None:
     """Configured buckets, else GPU_BUCKETS on a GPU backend and no padding on CPU (see PoseConfig)."""
-    pose = config.pose
-    if pose.batch_buckets:
-        return pose.batch_buckets
-    torch_path = not pose.model or pose.model.startswith("torch:")
-    on_gpu = pose.device.startswith("cuda") if torch_path else any(p in ("cuda", "tensorrt") for p in pose.providers)
-    return GPU_BUCKETS if on_gpu else None
+    if config.pose.batch_buckets:
+        return config.pose.batch_buckets
+    return GPU_BUCKETS if backend.on_gpu else None
 
 
 def _build_detector(config: Config):
-    from posestream.models.detector import FullFrameDetector, load_person_detector
+    from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
     if not d.model:

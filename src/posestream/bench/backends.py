@@ -128,16 +128,14 @@ def check_backend_names(names: Sequence[str], flag: str) -> list[str]:
 
 
 def open_backend(spec: BackendSpec, source, *, threads: int):
-    """A ``PoseBackend`` for ``spec`` over a ``PoseModelSource``: ONNX Runtime on its ONNX file, or a
-    copy of its PyTorch module (``TorchPoseBackend`` converts the module in place, so every torch
-    backend gets its own copy)."""
-    if spec.engine == "onnxruntime":
-        from posestream.runtime.onnx import OrtPoseBackend
-
-        return OrtPoseBackend(source.onnx_file(), providers=spec.providers, intra_op_threads=threads)
+    """A ``PoseBackend`` for ``spec`` over a ``PoseModelSource``, from the runtime's one factory: its
+    ONNX file, or a copy of its PyTorch module (``TorchPoseBackend`` converts the module in place,
+    so every torch backend gets its own copy)."""
     from posestream.runtime.base import ModelInfo
-    from posestream.runtime.torch import TorchPoseBackend
+    from posestream.runtime.factory import open_pose_backend
 
-    model = source.torch_model()
+    if spec.engine == "onnxruntime":
+        return open_pose_backend(source.onnx_file(), providers=spec.providers, threads=threads)
+    model = copy.deepcopy(source.torch_model())
     info = ModelInfo(variant=source.variant or "", random_weights=source.torch_random)
-    return TorchPoseBackend(copy.deepcopy(model), device=spec.device, dtype=spec.dtype, info=info)
+    return open_pose_backend(model, device=spec.device, precision=spec.dtype, info=info)

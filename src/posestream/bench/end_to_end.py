@@ -172,7 +172,7 @@ def _graph_pass(spec, source, settings, frame0, video) -> dict:
 
 def _loop_pass(spec, source, settings, frame0, video, *, batch_buckets: tuple[int, ...] | None) -> dict:
     """Source and stages called in turn on this thread; per-step wall times."""
-    from posestream.models.estimator import TopDownEstimator
+    from posestream.estimation.topdown import TopDownEstimator
 
     pipeline, _ = _build(spec, source, settings, video)
     graph = pipeline.graph

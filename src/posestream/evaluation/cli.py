@@ -57,10 +57,11 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
     if args.pose_model:
         return open_pose_backend(args.pose_model, providers=tuple(args.providers.split(",")))
 
+    # A PyTorch module: built here because a checkpoint of `posestream train` knows its own
+    # architecture and keypoints (read once); the factory then builds the backend around it.
     from posestream.models.checkpoint import apply_weights, read_checkpoint, read_weights
     from posestream.models.vitpose import build_vitpose, canonical_variant
     from posestream.models.weights import resolve_weights
-    from posestream.runtime.torch import TorchPoseBackend
     from posestream.training.checkpoints import load_checkpoint_model
 
     path = resolve_weights(args.weights, args.variant or "b")
@@ -81,11 +82,11 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
         names = dataset.category.keypoints
     variant_name = str(getattr(model, "variant", ""))
     info = ModelInfo(variant=variant_name, keypoint_names=names, random_weights=path is None)
-    return TorchPoseBackend(model, device=args.device, info=info)
+    return open_pose_backend(model, device=args.device, info=info)
 
 
 def run(args: argparse.Namespace) -> int:
-    from posestream.models.estimator import TopDownEstimator
+    from posestream.estimation.topdown import TopDownEstimator
 
     dataset = load_keypoint_dataset(args.images, args.annotations)
     backend = open_backend(args, dataset)
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.boxes == "detector":
         if not args.detector:
             raise InputError("--boxes detector needs --detector FILE.onnx")
-        from posestream.models.detector import load_person_detector
+        from posestream.detection import load_person_detector
 
         detector = load_person_detector(args.detector, score_threshold=args.detector_score)
     if args.flip_test:

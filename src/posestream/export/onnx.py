@@ -182,14 +182,12 @@ def verify_onnx(
     ``model`` must be on the CPU in float32 (the reference); max |ORT - PyTorch| is NaN when ORT
     produced a non-finite value. ORT runs on CPUExecutionProvider with as many threads as torch uses.
     """
-    import onnxruntime as ort
+    from posestream.errors import ModelFileError
+    from posestream.runtime.sessions import open_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/NotImplemented types
+        session = open_session(onnx_path, threads=max(1, torch.get_num_threads()), what="exported model")
+    except ModelFileError as exc:
         raise ExportError(
             f"export {onnx_path.name}: ONNX Runtime cannot load the exported model: {exc}"
         ) from exc
@@ -198,7 +196,7 @@ def verify_onnx(
     max_diff = max_ref = 0.0
     for batch in batch_sizes:
         x = rng.standard_normal((batch, 3, img_h, img_w), dtype=np.float32)
-        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        (got,) = session.run({INPUT_NAME: x}, [OUTPUT_NAME])
         with torch.no_grad():
             want = model(torch.from_numpy(x)).numpy()
         if got.shape != want.shape:

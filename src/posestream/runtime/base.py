@@ -46,6 +46,7 @@ class PoseBackend(Protocol):
     max_batch: the largest N the model runs in one pass; None = any. ``__call__`` accepts any N
         regardless (a fixed-batch model is run chunk by chunk inside), but callers that pad
         batches should not pad beyond it.
+    on_gpu: True when the model runs on a GPU (callers pad batches to fixed sizes there).
     """
 
     name: str
@@ -58,6 +59,7 @@ class PoseBackend(Protocol):
     color_order: str
     random_weights: bool
     max_batch: int | None
+    on_gpu: bool
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 normalised crops -> (N, K, h, w) float32 heatmaps."""

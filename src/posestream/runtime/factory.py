@@ -1,67 +1,89 @@
-"""Open a pose backend from a file path or a spec string."""
+"""The one place that builds pose backends: ``open_pose_backend``.
+
+Run, eval, bench, the Python API and batch all call it, so a new engine is one branch here plus
+its session class. torch is imported only when a torch backend is asked for: an ONNX run starts
+without it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from posestream.errors import InputError, ModelFileError
 from posestream.runtime.base import ModelInfo, PoseBackend
 
-__all__ = ["open_pose_backend", "TORCH_SPEC_PREFIX"]
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+__all__ = ["open_pose_backend", "TORCH_SPEC_PREFIX", "is_torch_module"]
 
 logger = logging.getLogger(__name__)
 
 TORCH_SPEC_PREFIX = "torch:"  # "torch:vitpose-b" = that architecture with random weights, in PyTorch
 
 
+def is_torch_module(obj: object) -> bool:
+    """True for an ``nn.Module``, without importing torch (a module can only exist once it is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
 def open_pose_backend(
-    path_or_spec: str | Path | nn.Module,
+    model: str | Path | nn.Module | None = None,
+    *,
+    variant: str | None = None,
+    weights: str | Path | None = None,
+    decoder: str = "classic",
+    info: ModelInfo | None = None,
+    engine: str = "onnxruntime",
     providers: Sequence[str] = ("cpu",),
-    threads: int = 2,
     device: str = "cpu",
-    dtype: str = "fp32",
+    precision: str = "fp32",
+    threads: int = 2,
 ) -> PoseBackend:
-    """The backend for a model file or spec.
+    """The backend for a model file, a spec, a module, or a variant with weights.
 
-    - ``*.onnx``: ONNX Runtime with ``providers`` ('cpu', 'cuda', 'tensorrt') and ``threads``
-      intra-op threads.
-    - ``*.engine`` / ``*.plan``: serialized TensorRT engines are not run directly: ModelFileError
-      saying what to do instead.
-    - ``"torch:<variant>"`` (``"torch:vitpose-b"``, ``"torch:b"``, ``"torch:base"``):
-      ``build_vitpose(variant)`` with random weights in PyTorch on ``device`` / ``dtype``
-      (``random_weights`` is True).
-    - an ``nn.Module``: run as is in PyTorch on ``device`` / ``dtype``.
+    model:
+      - ``*.onnx``: run by ``engine`` ('onnxruntime' with ``providers`` 'cpu' / 'cuda' /
+        'tensorrt') with ``threads`` intra-op threads, at ``precision``.
+      - ``*.engine`` / ``*.plan``: serialized TensorRT engines are not run directly: ModelFileError
+        saying what to do instead.
+      - ``"torch:<variant>"`` (``"torch:vitpose-b"``, ``"torch:b"``): that architecture with
+        random weights in PyTorch.
+      - an ``nn.Module``: run as is in PyTorch (``info`` describes it; default COCO-17 ViTPose).
+      - None with ``variant``: ``build_vitpose(variant, decoder)`` with ``weights`` (a path, a
+        known name such as vitpose-b-coco, or 'none' / None for random) in PyTorch.
+    device / precision: for PyTorch, the torch device and fp32 | fp16 | bf16.
     """
-    if isinstance(path_or_spec, nn.Module):
-        from posestream.runtime.torch import TorchPoseBackend
+    if model is None:
+        if not variant:
+            raise InputError("pose model: give an ONNX file, 'torch:<variant>', or a variant with weights")
+        module, info = _build_vitpose(variant, weights, decoder, info)
+        return _torch_backend(module, device, precision, info)
+    if is_torch_module(model):
+        return _torch_backend(model, device, precision, info)
 
-        return TorchPoseBackend(path_or_spec, device=device, dtype=dtype)
-
-    spec = str(path_or_spec)
+    spec = str(model)
     if spec.startswith(TORCH_SPEC_PREFIX):
-        from posestream.models.vitpose import build_vitpose
-        from posestream.runtime.torch import TorchPoseBackend
-
-        variant = spec[len(TORCH_SPEC_PREFIX) :].strip().lower().removeprefix("vitpose-")  # vitpose-b -> b
-        try:
-            model = build_vitpose(variant)
-        except (KeyError, ValueError) as exc:
-            raise InputError(f"model: {spec!r} names no known ViTPose variant ({exc})") from exc
-        logger.warning("model %s: random weights, the keypoints will be meaningless", spec)
-        info = ModelInfo(variant=variant, random_weights=True)
-        return TorchPoseBackend(model, device=device, dtype=dtype, info=info)
+        name = spec[len(TORCH_SPEC_PREFIX) :].strip().lower().removeprefix("vitpose-")  # vitpose-b -> b
+        module, info = _build_vitpose(name, None, decoder, info, spec=spec)
+        return _torch_backend(module, device, precision, info)
 
     path = Path(spec)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from posestream.runtime.onnx import OrtPoseBackend
+        from posestream.runtime.onnx import OnnxPoseBackend
+        from posestream.runtime.sessions import open_session
 
-        return OrtPoseBackend(path, providers=providers, intra_op_threads=threads)
+        session = open_session(
+            path, engine=engine, threads=threads, providers=providers, precision=precision, what="pose model"
+        )
+        return OnnxPoseBackend(session)
     if suffix in (".engine", ".plan"):
         if importlib.util.find_spec("tensorrt") is None:
             raise ModelFileError(f"{path}: TensorRT engines need the 'tensorrt' package (not installed)")
@@ -73,3 +95,31 @@ def open_pose_backend(
         f"{path}: unsupported model file; expected .onnx "
         f"(or '{TORCH_SPEC_PREFIX}<variant>' for random PyTorch weights)"
     )
+
+
+def _build_vitpose(
+    variant: str, weights: str | Path | None, decoder: str, info: ModelInfo | None, spec: str | None = None
+):
+    """(ViTPose module with its weights, ModelInfo) for a variant name."""
+    from posestream.models.checkpoint import load_weights
+    from posestream.models.vitpose import build_vitpose, canonical_variant
+    from posestream.models.weights import resolve_weights
+
+    try:
+        variant = canonical_variant(variant)
+        module = build_vitpose(variant, decoder=decoder)
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"model: {spec or variant!r} names no known ViTPose variant ({exc})") from exc
+    path = resolve_weights(str(weights) if weights is not None else "none", variant)
+    if path is not None:
+        load_weights(module, path)
+    elif spec is not None:
+        logger.warning("model %s: random weights, the keypoints will be meaningless", spec)
+    base = info or ModelInfo()
+    return module, base.with_(variant=variant, decoder=decoder, random_weights=path is None)
+
+
+def _torch_backend(module, device: str, precision: str, info: ModelInfo | None) -> PoseBackend:
+    from posestream.runtime.torch import TorchPoseBackend
+
+    return TorchPoseBackend(module, device=device, dtype=precision, info=info)

@@ -1,126 +1,58 @@
-"""ONNX Runtime pose backend.
+"""Pose backend for an ONNX file, on any engine ``posestream.runtime.sessions`` opens.
 
 Reads what it needs from the file: ``posestream.*`` metadata when the exporter wrote it, else the
 graph's own shapes (the official easy_ViTPose ONNX files carry no metadata, name their input
 differently and fix the batch at 1). A fixed batch is honoured by running the crops in chunks of
-that size. ONNX Runtime silently falls back to CPU when a requested execution provider cannot be
-loaded, so the granted providers are checked and every missing one is logged as a WARNING.
+that size. Build it with ``posestream.runtime.factory.open_pose_backend``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from posestream.errors import InputError, ModelFileError
+from posestream.errors import ModelFileError
 from posestream.runtime.base import ModelInfo, ModelInfoAttributes
+from posestream.runtime.sessions import Session
 
-__all__ = ["OrtPoseBackend", "PROVIDERS", "resolve_providers"]
+__all__ = ["OnnxPoseBackend"]
 
 logger = logging.getLogger(__name__)
 
-# Short names accepted on the command line / in configs -> ONNX Runtime execution providers.
-PROVIDERS: dict[str, str] = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
-# What onnxruntime raises for a file it cannot load (all derive from Exception directly).
-ORT_LOAD_ERRORS = (
-    ort_state.Fail,
-    ort_state.InvalidArgument,
-    ort_state.InvalidGraph,
-    ort_state.InvalidProtobuf,
-    ort_state.NoSuchFile,
-    ort_state.NotImplemented,
-    ort_state.RuntimeException,
-)
-_NUMPY_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
+class OnnxPoseBackend(ModelInfoAttributes):
+    """A pose model in an ONNX file, run by an opened ``Session``. See ``PoseBackend`` for the attributes.
 
-def resolve_providers(providers: Sequence[str]) -> list[str]:
-    """Short names ('cpu', 'cuda', 'tensorrt') or full EP names -> EP names, CPU appended as fallback."""
-    if isinstance(providers, str):
-        providers = [providers]
-    resolved: list[str] = []
-    for provider in providers:
-        name = PROVIDERS.get(provider.lower(), provider)
-        if name not in PROVIDERS.values():
-            choices = ", ".join(PROVIDERS)
-            raise InputError(f"providers: unknown execution provider {provider!r}, expected one of {choices}")
-        if name not in resolved:
-            resolved.append(name)
-    if PROVIDERS["cpu"] not in resolved:
-        resolved.append(PROVIDERS["cpu"])
-    return resolved
-
-
-def _static_dim(dim: object) -> int | None:
-    """A graph dimension as an int, or None when it is symbolic ('batch') or unknown."""
-    return dim if isinstance(dim, int) and dim > 0 else None
-
-
-class OrtPoseBackend(ModelInfoAttributes):
-    """A pose model in an ONNX file, run by ONNX Runtime. See ``PoseBackend`` for the attributes.
-
-    path: the .onnx file. providers: short names in order of preference ('cpu', 'cuda',
-    'tensorrt'); CPU is always the last fallback. intra_op_threads: threads for one inference.
+    session: from ``open_session`` (ONNX Runtime or OpenVINO); its name, providers and
+    ``on_gpu`` are this backend's.
     """
 
-    def __init__(
-        self, path: str | Path, providers: Sequence[str] = ("cpu",), intra_op_threads: int = 2
-    ) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelFileError(f"{self.path}: ONNX model file not found")
-        requested = resolve_providers(providers)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(intra_op_threads)
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=requested)
-        except ORT_LOAD_ERRORS as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({reason})") from exc
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.path = session.path
+        self.name = session.name
+        self.on_gpu = bool(session.on_gpu)
+        self.providers: tuple[str, ...] = tuple(getattr(session, "providers", ()) or (session.name,))
 
-        granted = self.session.get_providers()
-        for provider in requested:
-            if provider not in granted:
-                logger.warning(
-                    "%s: execution provider %s was requested but not granted by onnxruntime %s "
-                    "(available: %s); running on %s",
-                    self.path.name,
-                    provider,
-                    ort.__version__,
-                    ", ".join(ort.get_available_providers()),
-                    granted[0],
-                )
-        self.providers: tuple[str, ...] = tuple(granted)
-        self.name = f"onnxruntime[{granted[0]}]"
-
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        inputs, outputs = session.inputs, session.outputs
         if len(inputs) != 1:
             raise ModelFileError(f"{self.path}: expected one input (N, 3, H, W), found {len(inputs)}")
         by_name = {output.name: output for output in outputs}
         output = by_name.get("heatmaps", outputs[0])
         self.input_name: str = inputs[0].name
         self.output_name: str = output.name
-        if inputs[0].type not in _NUMPY_DTYPES:
+        if inputs[0].dtype is None:
             where = f"{self.path}: input '{self.input_name}'"
-            raise ModelFileError(f"{where} has type {inputs[0].type}, expected float, float16 or double")
-        self._input_dtype = _NUMPY_DTYPES[inputs[0].type]
+            raise ModelFileError(f"{where} is not a floating-point tensor (expected float, float16 or double)")
+        self._input_dtype = inputs[0].dtype
 
-        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        metadata = dict(session.metadata)
         info, given = ModelInfo.from_metadata(metadata, str(self.path))
         self.metadata: dict[str, str] = metadata
         self.info = self._reconcile(info, given, list(inputs[0].shape), list(output.shape))
 
-        batch = _static_dim(inputs[0].shape[0]) if len(inputs[0].shape) == 4 else None
+        batch = inputs[0].shape[0] if len(inputs[0].shape) == 4 else None
         self.max_batch: int | None = batch
         if batch is not None:
             logger.info(
@@ -131,14 +63,14 @@ class OrtPoseBackend(ModelInfoAttributes):
 
     def _reconcile(self, info: ModelInfo, given: set[str], in_shape: list, out_shape: list) -> ModelInfo:
         """Check metadata against the graph's static shapes; fill what metadata left out."""
-        if len(in_shape) != 4 or _static_dim(in_shape[1]) not in (None, 3):
+        if len(in_shape) != 4 or in_shape[1] not in (None, 3):
             where = f"{self.path}: input '{self.input_name}'"
             raise ModelFileError(f"{where} has shape {in_shape}, expected (N, 3, H, W)")
         if len(out_shape) != 4:
             where = f"{self.path}: output '{self.output_name}'"
             raise ModelFileError(f"{where} has shape {out_shape}, expected (N, K, h, w)")
 
-        graph_in = (_static_dim(in_shape[2]), _static_dim(in_shape[3]))
+        graph_in = (in_shape[2], in_shape[3])
         if None not in graph_in:
             if "input_size_hw" in given and info.input_size_hw != graph_in:
                 raise ModelFileError(
@@ -147,7 +79,7 @@ class OrtPoseBackend(ModelInfoAttributes):
                 )
             info = info.with_(input_size_hw=graph_in)
 
-        graph_out = [_static_dim(dim) for dim in out_shape[1:]]  # K, h, w
+        graph_out = list(out_shape[1:])  # K, h, w
         if None in graph_out and not {"keypoint_names", "heatmap_size_hw"} <= given:
             graph_out = self._probe_output_shape(info.input_size_hw)
             logger.info("%s: output shape not in the graph; probed (K, h, w) = %s", self.path.name, graph_out)
@@ -170,11 +102,11 @@ class OrtPoseBackend(ModelInfoAttributes):
 
     def _probe_output_shape(self, input_size_hw: tuple[int, int]) -> list[int]:
         """Run one zero crop to learn (K, h, w) when neither the graph nor the metadata says."""
-        batch = _static_dim(self.session.get_inputs()[0].shape[0]) or 1
+        batch = self.session.inputs[0].shape[0] or 1
         probe = np.zeros((batch, 3, *input_size_hw), dtype=self._input_dtype)
         try:
-            (heatmaps,) = self.session.run([self.output_name], {self.input_name: probe})
-        except ORT_LOAD_ERRORS as exc:
+            (heatmaps,) = self.session.run({self.input_name: probe}, [self.output_name])
+        except self.session.errors as exc:
             raise ModelFileError(f"{self.path}: test run on a zero input failed ({exc})") from exc
         return [int(dim) for dim in heatmaps.shape[1:]]
 
@@ -188,7 +120,7 @@ class OrtPoseBackend(ModelInfoAttributes):
             return np.zeros((0, self.num_keypoints, *self.heatmap_size_hw), dtype=np.float32)
         feed = np.ascontiguousarray(batch, dtype=self._input_dtype)
         if self.max_batch is None:
-            (heatmaps,) = self.session.run([self.output_name], {self.input_name: feed})
+            (heatmaps,) = self.session.run({self.input_name: feed}, [self.output_name])
             return heatmaps.astype(np.float32, copy=False)
         # Fixed batch: run chunks of exactly max_batch, zero-padding the last one.
         size = self.max_batch
@@ -197,9 +129,9 @@ class OrtPoseBackend(ModelInfoAttributes):
             chunk = feed[start : start + size]
             if len(chunk) < size:
                 chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            (heatmaps,) = self.session.run([self.output_name], {self.input_name: chunk})
+            (heatmaps,) = self.session.run({self.input_name: chunk}, [self.output_name])
             parts.append(heatmaps)
         return np.concatenate(parts)[:n].astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
-        return f"OrtPoseBackend({str(self.path)!r}, name={self.name!r}, info={self.info})"
+        return f"OnnxPoseBackend({str(self.path)!r}, name={self.name!r}, info={self.info})"

@@ -53,6 +53,10 @@ class TorchPoseBackend(ModelInfoAttributes):
             info = info.with_(keypoint_names=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
         self.info = info.with_(heatmap_size_hw=(int(height), int(width)))
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type != "cpu"
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))

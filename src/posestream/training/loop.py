@@ -104,11 +104,11 @@ def evaluate_model(
     meta: dict | None = None,
 ) -> EvalReport:
     """OKS AP of a PyTorch model on ground-truth boxes, through the live pipeline's estimator."""
-    from posestream.models.estimator import TopDownEstimator
-    from posestream.runtime.torch import TorchPoseBackend
+    from posestream.estimation.topdown import TopDownEstimator
+    from posestream.runtime.factory import open_pose_backend
 
     info = ModelInfo(variant=getattr(model, "variant", ""), keypoint_names=dataset.category.keypoints)
-    backend = TorchPoseBackend(model, device=device, dtype="fp32", info=info)  # puts the model in eval mode
+    backend = open_pose_backend(model, device=device, precision="fp32", info=info)  # puts the model in eval mode
     if flip_test:
         backend = FlipTestBackend(backend, dataset.category.flip_index)
     results = predict_dataset(TopDownEstimator(backend), dataset, boxes="gt", progress=progress)

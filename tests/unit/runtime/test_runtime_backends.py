@@ -17,7 +17,7 @@ from torch import nn
 from posestream.errors import InputError, ModelFileError
 from posestream.runtime.base import ModelInfo, PoseBackend
 from posestream.runtime.factory import open_pose_backend
-from posestream.runtime.onnx import OrtPoseBackend
+from posestream.runtime.onnx import OnnxPoseBackend
 from posestream.runtime.torch import TorchPoseBackend
 from posestream.types import COCO_KEYPOINTS
 
@@ -83,7 +83,7 @@ def dynamic_onnx(tmp_path_factory) -> Path:
 
 
 def test_ort_session_runs_and_reads_graph_defaults(dynamic_onnx):
-    backend = OrtPoseBackend(dynamic_onnx, intra_op_threads=1)
+    backend = open_pose_backend(dynamic_onnx, threads=1)
     assert isinstance(backend, PoseBackend)
     assert backend.name == "onnxruntime[CPUExecutionProvider]"
     assert backend.input_size_hw == (256, 192) and backend.heatmap_size_hw == (64, 48)
@@ -111,7 +111,7 @@ def test_ort_reads_posestream_metadata(tmp_path):
         "posestream.precision": "fp32",
     }
     path = write_tiny_onnx(tmp_path / "meta.onnx", k=5, metadata=metadata)
-    backend = OrtPoseBackend(path, intra_op_threads=1)
+    backend = open_pose_backend(path, threads=1)
     assert backend.keypoint_names == tuple(names) and backend.num_keypoints == 5
     assert backend.mean == (1.0, 2.0, 3.0) and backend.std == (4.0, 5.0, 6.0)
     assert backend.color_order == "BGR" and backend.random_weights is True
@@ -122,18 +122,18 @@ def test_ort_metadata_that_contradicts_the_graph_is_a_model_file_error(tmp_path)
     two_names = {"posestream.keypoint_names": '["a", "b"]'}
     bad_names = write_tiny_onnx(tmp_path / "names.onnx", k=5, metadata=two_names)
     with pytest.raises(ModelFileError, match="names.onnx: metadata names 2 keypoints, the graph outputs 5"):
-        OrtPoseBackend(bad_names)
+        open_pose_backend(bad_names)
     bad_json = write_tiny_onnx(tmp_path / "json.onnx", metadata={"posestream.mean": "[1, 2"})
     with pytest.raises(ModelFileError, match=r"json.onnx: metadata 'posestream.mean'"):
-        OrtPoseBackend(bad_json)
+        open_pose_backend(bad_json)
 
 
 def test_ort_without_metadata_takes_k_from_graph_or_a_probe(tmp_path):
-    static = OrtPoseBackend(write_tiny_onnx(tmp_path / "k5.onnx", k=5, input_name="img"), intra_op_threads=1)
+    static = open_pose_backend(write_tiny_onnx(tmp_path / "k5.onnx", k=5, input_name="img"), threads=1)
     assert static.num_keypoints == 5 and static.keypoint_names[0] == "keypoint_0"
     assert static.input_name == "img"
     dynamic_output = write_tiny_onnx(tmp_path / "dyn.onnx", k=7, static_output=False)
-    probed = OrtPoseBackend(dynamic_output, intra_op_threads=1)
+    probed = open_pose_backend(dynamic_output, threads=1)
     assert probed.num_keypoints == 7 and probed.heatmap_size_hw == (64, 48)
 
 
@@ -141,8 +141,8 @@ def test_ort_without_metadata_takes_k_from_graph_or_a_probe(tmp_path):
 def test_requested_provider_not_granted_is_logged(dynamic_onnx, caplog):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA; the fallback warning cannot be provoked")
-    with caplog.at_level(logging.WARNING, logger="posestream.runtime.onnx"):
-        backend = OrtPoseBackend(dynamic_onnx, providers=("cuda", "cpu"), intra_op_threads=1)
+    with caplog.at_level(logging.WARNING, logger="posestream.runtime.sessions"):
+        backend = open_pose_backend(dynamic_onnx, providers=("cuda", "cpu"), threads=1)
     assert backend.name == "onnxruntime[CPUExecutionProvider]"
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("CUDAExecutionProvider was requested but not granted" in m for m in messages)
@@ -151,38 +151,38 @@ def test_requested_provider_not_granted_is_logged(dynamic_onnx, caplog):
 
 def test_unknown_provider_name_is_an_input_error(dynamic_onnx):
     with pytest.raises(InputError, match="unknown execution provider 'gpu'"):
-        OrtPoseBackend(dynamic_onnx, providers=("gpu",))
+        open_pose_backend(dynamic_onnx, providers=("gpu",))
 
 
 def test_missing_and_non_onnx_files_are_model_file_errors(tmp_path, dynamic_onnx):
-    with pytest.raises(ModelFileError, match="absent.onnx: ONNX model file not found"):
-        OrtPoseBackend(tmp_path / "absent.onnx")
+    with pytest.raises(ModelFileError, match="absent.onnx: pose model file not found"):
+        open_pose_backend(tmp_path / "absent.onnx")
     text = tmp_path / "notes.onnx"
     text.write_text("this is not an ONNX model\n")
     with pytest.raises(ModelFileError, match="notes.onnx: not a loadable ONNX model"):
-        OrtPoseBackend(text)
+        open_pose_backend(text)
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(dynamic_onnx.read_bytes()[:500])
     with pytest.raises(ModelFileError, match="truncated.onnx"):
-        OrtPoseBackend(truncated)
+        open_pose_backend(truncated)
 
 
 def test_fixed_batch_of_one_runs_crops_one_by_one_with_same_result(tmp_path, dynamic_onnx, caplog):
     with caplog.at_level(logging.INFO, logger="posestream.runtime.onnx"):
-        fixed = OrtPoseBackend(write_tiny_onnx(tmp_path / "b1.onnx", batch=1), intra_op_threads=1)
+        fixed = open_pose_backend(write_tiny_onnx(tmp_path / "b1.onnx", batch=1), threads=1)
     assert fixed.max_batch == 1
     assert sum("fixed batch of 1" in r.getMessage() for r in caplog.records) == 1
-    dynamic = OrtPoseBackend(dynamic_onnx, intra_op_threads=1)
+    dynamic = open_pose_backend(dynamic_onnx, threads=1)
     batch = random_batch(5)
     np.testing.assert_allclose(fixed(batch), dynamic(batch), atol=1e-6)
 
 
 def test_fp16_model_takes_float32_and_returns_float32(tmp_path, dynamic_onnx):
-    half = OrtPoseBackend(write_tiny_onnx(tmp_path / "fp16.onnx", fp16=True), intra_op_threads=1)
+    half = open_pose_backend(write_tiny_onnx(tmp_path / "fp16.onnx", fp16=True), threads=1)
     batch = random_batch(2)
     heatmaps = half(batch)
     assert heatmaps.dtype == np.float32
-    np.testing.assert_allclose(heatmaps, OrtPoseBackend(dynamic_onnx)(batch), atol=2e-3)
+    np.testing.assert_allclose(heatmaps, open_pose_backend(dynamic_onnx)(batch), atol=2e-3)
 
 
 def test_torch_backend_matches_ort_on_same_weights(dynamic_onnx):
@@ -193,7 +193,7 @@ def test_torch_backend_matches_ort_on_same_weights(dynamic_onnx):
     batch = random_batch(3)
     heatmaps = backend(batch)
     assert heatmaps.dtype == np.float32
-    np.testing.assert_allclose(heatmaps, OrtPoseBackend(dynamic_onnx)(batch), atol=1e-5)
+    np.testing.assert_allclose(heatmaps, open_pose_backend(dynamic_onnx)(batch), atol=1e-5)
     bf16 = TorchPoseBackend(tiny_torch_module(), dtype="bf16")
     assert bf16.name == "torch[cpu,bf16]"
     np.testing.assert_allclose(bf16(batch), heatmaps, atol=2e-2)
@@ -216,7 +216,7 @@ def test_torch_backend_names_generic_keypoints_for_other_k():
 
 
 def test_factory_dispatches_on_kind(tmp_path, dynamic_onnx):
-    assert isinstance(open_pose_backend(dynamic_onnx, providers=("cpu",), threads=1), OrtPoseBackend)
+    assert isinstance(open_pose_backend(dynamic_onnx, providers=("cpu",), threads=1), OnnxPoseBackend)
     assert isinstance(open_pose_backend(tiny_torch_module()), TorchPoseBackend)
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0" * 16)
@@ -232,3 +232,95 @@ def test_factory_builds_random_vitpose_in_torch():
     backend = open_pose_backend("torch:vitpose-s")
     assert isinstance(backend, TorchPoseBackend) and backend.random_weights is True
     assert backend.heatmap_size_hw == (64, 48) and backend.num_keypoints == 17 and backend.info.variant == "s"
+
+
+# ---------------------------------------------------------------------------- one factory
+
+
+def test_backends_say_whether_they_run_on_a_gpu(dynamic_onnx):
+    from posestream.app import GPU_BUCKETS, _batch_buckets
+    from posestream.config import Config
+
+    cpu_backends = [open_pose_backend(dynamic_onnx, threads=1), open_pose_backend(tiny_torch_module())]
+    assert [b.on_gpu for b in cpu_backends] == [False, False]
+    assert _batch_buckets(Config(), cpu_backends[0]) is None  # no padding on CPU
+    gpu_like = type("GpuBackend", (), {"on_gpu": True})()  # what a CUDA session reports
+    assert _batch_buckets(Config(), gpu_like) == GPU_BUCKETS
+
+
+def test_run_eval_and_bench_all_build_through_the_factory(dynamic_onnx, monkeypatch):
+    import argparse
+
+    from posestream.app import build_pose_backend
+    from posestream.bench.backends import BACKENDS
+    from posestream.bench.backends import open_backend as bench_open
+    from posestream.config import apply_overrides, Config
+    from posestream.evaluation.cli import open_backend as eval_open
+    from posestream.runtime import factory
+
+    calls: list[str] = []
+    real = factory.open_pose_backend
+
+    def recording(model=None, **kwargs):
+        calls.append(type(model).__name__ if factory.is_torch_module(model) else str(model))
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(factory, "open_pose_backend", recording)
+    build_pose_backend(apply_overrides(Config(), {"pose.model": str(dynamic_onnx), "pose.threads": 1}))
+    eval_args = argparse.Namespace(pose_model=str(dynamic_onnx), variant=None, weights=None, providers="cpu")
+    eval_open(eval_args, dataset=None)
+    source = type("Source", (), {"onnx_file": lambda self: dynamic_onnx, "torch_model": lambda self: tiny_torch_module(),
+                                 "variant": "s", "torch_random": True})()  # fmt: skip
+    bench_open(BACKENDS["ort-cpu"], source, threads=1)
+    bench_open(BACKENDS["torch-cpu-fp32"], source, threads=1)
+    assert calls == [str(dynamic_onnx)] * 3 + ["Sequential"]
+
+
+def test_nothing_outside_the_runtime_constructs_a_backend_or_session():
+    """Static: constructors of backends and sessions are called only in runtime/factory.py and
+    runtime/sessions.py (a caller that builds its own would miss engines, precisions, threads)."""
+    import ast
+
+    import posestream
+
+    allowed = {
+        "OnnxPoseBackend": {"runtime/factory.py"},
+        "TorchPoseBackend": {"runtime/factory.py"},
+        "InferenceSession": {"runtime/sessions.py"},
+        "OrtSession": {"runtime/sessions.py"},
+        "OpenVinoSession": {"runtime/sessions.py"},
+    }
+    root = Path(posestream.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                if name in allowed:
+                    found.append((name, rel))
+                    assert rel in allowed[name], f"{rel} constructs {name}: use open_pose_backend / open_session"
+    assert {name for name, _ in found} >= {"OnnxPoseBackend", "TorchPoseBackend", "InferenceSession"}
+
+
+def test_an_onnx_run_never_imports_torch(tmp_path, make_video):
+    """`posestream run` with ONNX models, in a fresh interpreter: torch stays out of sys.modules."""
+    import os
+    import subprocess
+    import sys
+
+    model = write_tiny_onnx(tmp_path / "pose.onnx")
+    video = make_video(n=4)
+    out = tmp_path / "out.jsonl"
+    code = (
+        "import sys\n"
+        "from posestream.cli import main\n"
+        f"rc = main(['run', {str(video)!r}, '--pose-model', {str(model)!r}, '--out-json', {str(out)!r},"
+        " '--no-progress'])\n"
+        "print('TORCH-IMPORTED' if 'torch' in sys.modules else 'NO-TORCH', rc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["NO-TORCH", "0"], done.stdout + done.stderr
+    assert len(out.read_text().splitlines()) == 4

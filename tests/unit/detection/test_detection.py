@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from posestream.errors import InputError, ModelFileError
-from posestream.models.detector import (
+from posestream.detection import (
     FullFrameDetector,
     ModelFormat,
     OnnxPersonDetector,
@@ -257,10 +257,10 @@ def test_settings_out_of_range_are_refused(tmp_path: Path, setting: dict):
 
 def test_unavailable_provider_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     path = _write_constant_model(tmp_path / "y.onnx", _yolox_raw({}))
-    with caplog.at_level(logging.WARNING, logger="posestream.models.detector"):
+    with caplog.at_level(logging.WARNING, logger="posestream.runtime"):
         detector = load_person_detector(path, providers=["cuda", "cpu"])  # short names, as in configs
     assert "CUDAExecutionProvider" in caplog.text  # this CPU build cannot grant it: said out loud
-    assert detector.session.get_providers() == ["CPUExecutionProvider"]
+    assert detector.session.providers == ("CPUExecutionProvider",)
     with pytest.raises(InputError, match="unknown execution provider 'NoSuchExecutionProvider'"):
         load_person_detector(path, providers=["NoSuchExecutionProvider"])
 

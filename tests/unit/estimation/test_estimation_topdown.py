@@ -10,8 +10,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from posestream.geometry.boxes import xyxy_to_center_scale
-from posestream.models.estimator import TopDownEstimator
-from posestream.runtime.onnx import OrtPoseBackend
+from posestream.estimation.topdown import TopDownEstimator
+from posestream.runtime.factory import open_pose_backend
+from posestream.runtime.onnx import OnnxPoseBackend
+from posestream.runtime.sessions import open_session
 
 K, H, W = 17, 64, 48
 
@@ -43,11 +45,11 @@ def write_onnx(path: Path, batch: int | str = "N", constant_heatmaps: np.ndarray
     return path
 
 
-class RecordingBackend(OrtPoseBackend):
+class RecordingBackend(OnnxPoseBackend):
     """The real ORT backend, noting the batch shapes it was called with."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, intra_op_threads=1)
+        super().__init__(open_session(path, threads=1))
         self.batch_sizes: list[int] = []
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -91,7 +93,7 @@ def test_padding_gives_identical_keypoints_to_unpadded(model_path):
 
 def test_each_person_alone_gives_the_same_keypoints(model_path):
     image, boxes = frame_and_boxes(5, seed=2)
-    estimator = TopDownEstimator(OrtPoseBackend(model_path, intra_op_threads=1))
+    estimator = TopDownEstimator(open_pose_backend(model_path, threads=1))
     together, _ = estimator.estimate(image, boxes)
     alone = np.concatenate([estimator.estimate(image, boxes[i : i + 1])[0] for i in range(5)])
     np.testing.assert_allclose(together, alone, atol=1e-3)
@@ -111,7 +113,7 @@ def test_chunks_beyond_the_largest_bucket(model_path):
     image, boxes = frame_and_boxes(7, seed=3)
     chunked, _ = estimator.estimate(image, boxes)
     assert backend.batch_sizes == [4, 4] and estimator.model_calls == 2  # 4 + 3 padded to 4
-    single, _ = TopDownEstimator(OrtPoseBackend(model_path, intra_op_threads=1)).estimate(image, boxes)
+    single, _ = TopDownEstimator(open_pose_backend(model_path, threads=1)).estimate(image, boxes)
     np.testing.assert_allclose(chunked, single, atol=1e-3)
 
 
@@ -122,7 +124,7 @@ def test_no_buckets_means_no_padding(model_path):
     keypoints, _ = estimator.estimate(image, boxes)
     estimator.estimate(image, boxes[:3])
     assert backend.batch_sizes == [7, 3] and estimator.model_calls == 2
-    padded, _ = TopDownEstimator(OrtPoseBackend(model_path, intra_op_threads=1)).estimate(image, boxes)
+    padded, _ = TopDownEstimator(open_pose_backend(model_path, threads=1)).estimate(image, boxes)
     np.testing.assert_array_equal(keypoints, padded)
 
 
@@ -133,7 +135,7 @@ def test_fixed_batch_model_is_never_padded(tmp_path, model_path):
     image, boxes = frame_and_boxes(3, seed=4)
     keypoints, _ = estimator.estimate(image, boxes)
     assert backend.batch_sizes == [1, 1, 1]
-    dynamic, _ = TopDownEstimator(OrtPoseBackend(model_path, intra_op_threads=1)).estimate(image, boxes)
+    dynamic, _ = TopDownEstimator(open_pose_backend(model_path, threads=1)).estimate(image, boxes)
     np.testing.assert_allclose(keypoints, dynamic, atol=1e-3)
 
 
@@ -143,7 +145,7 @@ def test_known_heatmap_peaks_land_on_known_frame_pixels(tmp_path):
     peaks = rng.uniform(8, [W - 9, H - 9], size=(K, 2))  # heatmap pixels
     yy, xx = np.mgrid[0:H, 0:W]
     maps = np.exp(-((xx - peaks[:, 0, None, None]) ** 2 + (yy - peaks[:, 1, None, None]) ** 2) / 8.0)[None]
-    estimator = TopDownEstimator(OrtPoseBackend(write_onnx(tmp_path / "fixed.onnx", constant_heatmaps=maps)))
+    estimator = TopDownEstimator(open_pose_backend(write_onnx(tmp_path / "fixed.onnx", constant_heatmaps=maps)))
     image, boxes = frame_and_boxes(3, seed=6)
     keypoints, scores = estimator.estimate(image, boxes)
     center, scale = xyxy_to_center_scale(boxes, aspect_wh=192 / 256, padding=1.25)
@@ -153,7 +155,7 @@ def test_known_heatmap_peaks_land_on_known_frame_pixels(tmp_path):
 
 
 def test_rejects_bad_boxes_and_buckets(model_path):
-    backend = OrtPoseBackend(model_path, intra_op_threads=1)
+    backend = open_pose_backend(model_path, threads=1)
     with pytest.raises(ValueError, match=r"xyxy: expected shape \(N, 4\)"):
         TopDownEstimator(backend).estimate(np.zeros((10, 10, 3), np.uint8), np.zeros((2, 5)))
     with pytest.raises(ValueError, match="batch_buckets"):

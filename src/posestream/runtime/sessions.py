@@ -1,0 +1,201 @@
+"""The one place that opens an inference session on an ONNX file.
+
+A ``Session`` is what the pose backend and the person detector run: named inputs and outputs with
+their graph shapes, the file's metadata, and ``run(feeds) -> outputs``. ``open_session`` builds one
+for an engine:
+
+* ``onnxruntime``: an ``ort.InferenceSession`` with ``threads`` intra-op threads and the requested
+  execution providers (short names 'cpu', 'cuda', 'tensorrt'; CPU is always the last fallback).
+  ONNX Runtime silently falls back to CPU when a provider cannot be loaded, so the granted
+  providers are checked and every missing one is logged as a WARNING.
+* ``openvino``: see ``posestream.runtime.openvino`` (imported only when asked for).
+
+Whatever goes wrong while loading a file is a ``ModelFileError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from posestream.errors import InputError, ModelFileError
+
+__all__ = [
+    "Session",
+    "TensorSpec",
+    "OrtSession",
+    "open_session",
+    "resolve_providers",
+    "ENGINES",
+    "PROVIDERS",
+    "GPU_PROVIDERS",
+]
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("onnxruntime", "openvino")
+# Short names accepted on the command line / in configs -> ONNX Runtime execution providers.
+PROVIDERS: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+GPU_PROVIDERS = frozenset({PROVIDERS["cuda"], PROVIDERS["tensorrt"]})
+NUMPY_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One graph input or output: name, shape (ints, or None for a symbolic / unknown dimension),
+    numpy dtype (None when it is not a floating type)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: type | None
+
+
+class Session(Protocol):
+    """An opened model. ``name`` says engine and device, e.g. "onnxruntime[CPUExecutionProvider]"."""
+
+    path: Path
+    name: str
+    engine: str
+    on_gpu: bool
+    threads: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    metadata: dict[str, str]
+    errors: tuple[type[Exception], ...]  # what the engine raises for a model it cannot load or run
+
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
+        """Inputs by name -> the outputs named (all, in graph order, when None)."""
+        ...
+
+
+def resolve_providers(providers: Sequence[str] | str) -> list[str]:
+    """Short names ('cpu', 'cuda', 'tensorrt') or full EP names -> EP names, CPU appended as fallback."""
+    if isinstance(providers, str):
+        providers = [p for p in providers.split(",") if p]
+    resolved: list[str] = []
+    for provider in providers:
+        name = PROVIDERS.get(provider.lower(), provider)
+        if name not in PROVIDERS.values():
+            choices = ", ".join(PROVIDERS)
+            raise InputError(f"providers: unknown execution provider {provider!r}, expected one of {choices}")
+        if name not in resolved:
+            resolved.append(name)
+    if PROVIDERS["cpu"] not in resolved:
+        resolved.append(PROVIDERS["cpu"])
+    return resolved
+
+
+def static_dim(dim: object) -> int | None:
+    """A graph dimension as an int, or None when it is symbolic ('batch') or unknown."""
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def open_session(
+    path: str | Path,
+    *,
+    engine: str = "onnxruntime",
+    threads: int = 1,
+    providers: Sequence[str] = ("cpu",),
+    precision: str = "fp32",
+    what: str = "model",
+    **engine_options: object,
+) -> Session:
+    """Open ``path`` (an ONNX file) on ``engine`` with ``threads`` intra-op threads.
+
+    precision: onnxruntime runs the file as it is ("fp32"); openvino also takes "bf16" and
+    "int8" (see ``posestream.runtime.openvino``). what: how errors name the file ("pose model",
+    "detector"). engine_options: passed to the engine's session (e.g. OpenVINO's cache folder).
+    Raises ModelFileError for a missing or unloadable file, InputError for a bad setting.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: {what} file not found")
+    if int(threads) < 1:
+        raise InputError(f"{what} threads: expected >= 1, got {threads}")
+    if engine == "onnxruntime":
+        if precision != "fp32":
+            raise InputError(
+                f"{what}: onnxruntime runs the file's own precision; precision {precision!r} needs the "
+                "openvino engine (or a file exported with that precision)"
+            )
+        return OrtSession(path, threads=int(threads), providers=providers)
+    if engine == "openvino":
+        from posestream.runtime.openvino import OpenVinoSession
+
+        return OpenVinoSession(path, threads=int(threads), precision=precision, **engine_options)
+    raise InputError(f"{what}: unknown engine {engine!r}, expected one of {', '.join(ENGINES)}")
+
+
+class OrtSession:
+    """An ONNX Runtime ``InferenceSession`` behind the ``Session`` protocol (see ``open_session``)."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, path: Path, *, threads: int, providers: Sequence[str] = ("cpu",)) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.threads = threads
+        requested = resolve_providers(providers)
+        # Ask only for providers this onnxruntime build has (else it may refuse); anything requested
+        # but not granted, for either reason, is reported once below.
+        available = set(ort.get_available_providers())
+        usable = [p for p in requested if p in available] or [PROVIDERS["cpu"]]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.errors = ort_load_errors()
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=usable)
+        except self.errors as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({reason})") from exc
+        granted = self.session.get_providers()
+        for provider in requested:
+            if provider not in granted:
+                logger.warning(
+                    "%s: execution provider %s was requested but not granted by onnxruntime %s "
+                    "(available: %s); running on %s",
+                    self.path.name, provider, ort.__version__, ", ".join(sorted(available)), granted[0],
+                )  # fmt: skip
+        self.providers: tuple[str, ...] = tuple(granted)
+        self.on_gpu = granted[0] in GPU_PROVIDERS
+        self.name = f"onnxruntime[{granted[0]}]"
+        self.inputs = tuple(_ort_spec(i) for i in self.session.get_inputs())
+        self.outputs = tuple(_ort_spec(o) for o in self.session.get_outputs())
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
+        return self.session.run(None if output_names is None else list(output_names), feeds)
+
+    def __repr__(self) -> str:
+        return f"OrtSession({str(self.path)!r}, {self.name}, threads={self.threads})"
+
+
+def _ort_spec(node) -> TensorSpec:
+    shape = tuple(static_dim(d) for d in node.shape) if node.shape is not None else ()
+    return TensorSpec(node.name, shape, NUMPY_DTYPES.get(node.type))
+
+
+def ort_load_errors() -> tuple[type[Exception], ...]:
+    """What onnxruntime raises for a file it cannot load or run (all derive from Exception directly)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    return (
+        ort_state.Fail,
+        ort_state.InvalidArgument,
+        ort_state.InvalidGraph,
+        ort_state.InvalidProtobuf,
+        ort_state.NoSuchFile,
+        ort_state.NotImplemented,
+        ort_state.RuntimeException,
+    )
