@@ -19,7 +19,7 @@ from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
 from posestream.stages.sinks import KeypointSink, VideoSink
 
-__all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER"]
+__all__ = ["Pipeline", "Models", "build_pipeline", "build_pose_backend", "load_models", "RANDOM_BANNER"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,25 @@ class Pipeline:
     model_name: str | None = None
     random_weights: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
+
+
+@dataclass(frozen=True)
+class Models:
+    """The loaded models of a config: what is worth keeping between videos (the slow part to build).
+
+    ``pose`` is a pose backend or None; ``detector`` a person detector or None. Everything else a
+    pipeline holds (tracker, smoother, sinks) is state of one video and is built per call.
+    """
+
+    pose: Any = None
+    detector: Any = None
+
+
+def load_models(config: Config) -> Models:
+    """Load the pose backend and person detector that ``config`` names (either may be None)."""
+    backend = build_pose_backend(config)
+    detector = _build_detector(config) if (backend is not None or config.detector.model) else None
+    return Models(pose=backend, detector=detector)
 
 
 def build_pose_backend(config: Config):
@@ -54,17 +73,22 @@ def build_pipeline(
     config: Config,
     *,
     extra_stages: list | None = None,
+    models: Models | None = None,
 ) -> Pipeline:
-    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses."""
+    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
+
+    ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
+    load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
+    """
     src_cfg = config.source
     reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames)
     try:
         info = reader.info
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
         stages: list = []
-        backend = build_pose_backend(config)
+        models = models if models is not None else load_models(config)
+        backend, detector = models.pose, models.detector
         random_weights = bool(getattr(backend, "random_weights", False))
-        detector = _build_detector(config) if (backend is not None or config.detector.model) else None
         if detector is not None:
             from posestream.stages.detect import DetectStage
 
