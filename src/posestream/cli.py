@@ -19,7 +19,7 @@ from pathlib import Path
 from posestream import __version__
 from posestream.errors import ExportError, InputError, StageError
 
-__all__ = ["main"]
+__all__ = ["main", "execute", "guarded", "add_pipeline_options", "config_from_args"]
 
 log = logging.getLogger("posestream")
 
@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "train": ("posestream.training.cli", "fine-tune ViTPose on a COCO-format keypoint dataset"),
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
+    "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
 }
 
 
@@ -47,19 +48,11 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a video file, image folder, camera or URL through the graph")
     run.add_argument("source", help="video file, image folder/glob, camera index (0 = /dev/video0) or URL")
-    run.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                     help="override one config value, e.g. --set tracker.lost_track_buffer=60")  # fmt: skip
-    run.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
-    run.add_argument("--pose-model", help="exported ViTPose ONNX file")
-    run.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
-    run.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
-    run.add_argument("--smooth", choices=["none", "one_euro", "kalman"], help="temporal smoothing filter")
+    add_pipeline_options(run)
     run.add_argument("--out-video", help="annotated H.264 MP4")
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
-    run.add_argument("--max-frames", type=int, help="stop after N frames")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
@@ -82,6 +75,39 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                 raise
             p.set_defaults(_missing=module)
     return parser
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The config and model options of `run`, shared by every command that runs the pipeline."""
+    parser.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one config value, e.g. --set tracker.lost_track_buffer=60")  # fmt: skip
+    parser.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
+    parser.add_argument("--pose-model", help="exported ViTPose ONNX file")
+    parser.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
+    parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    parser.add_argument("--smooth", choices=["none", "one_euro", "kalman"], help="temporal smoothing filter")
+    parser.add_argument("--max-frames", type=int, help="stop after N frames")
+
+
+def config_from_args(args: argparse.Namespace, extra: dict | None = None):
+    """The Config that `add_pipeline_options` flags (and ``extra`` dotted keys, None = unset) describe."""
+    from posestream.config import apply_overrides, load_config
+
+    config = load_config(args.config, args.overrides)
+    flags = {
+        "detector.model": args.detector,
+        "pose.model": args.pose_model,
+        "pose.variant": args.variant,
+        "pose.weights": args.weights,
+        "smooth.filter": args.smooth,
+        "source.max_frames": args.max_frames,
+        **(extra or {}),
+    }
+    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
+    if args.variant and config.pose.model:
+        raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,24 +156,10 @@ def guarded(fn: Callable[[], int]) -> int:
 # --------------------------------------------------------------------------- run
 def _run(args: argparse.Namespace) -> int:
     from posestream.app import RANDOM_BANNER, build_pipeline
-    from posestream.config import apply_overrides, load_config
+    from posestream.config import apply_overrides
 
-    config = load_config(args.config, args.overrides)
-    flags = {
-        "detector.model": args.detector,
-        "pose.model": args.pose_model,
-        "pose.variant": args.variant,
-        "pose.weights": args.weights,
-        "smooth.filter": args.smooth,
-        "output.video": args.out_video,
-        "output.json": args.out_json,
-        "output.csv": args.out_csv,
-        "source.max_frames": args.max_frames,
-        "source.realtime": True if args.realtime else None,
-    }
-    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
-    if args.variant and config.pose.model:
-        raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
+    outputs = {"output.video": args.out_video, "output.json": args.out_json, "output.csv": args.out_csv}
+    config = config_from_args(args, {**outputs, "source.realtime": True if args.realtime else None})
     if args.show:
         _check_gui()
     angles_from = None
@@ -192,9 +204,10 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def execute(pipeline, *, progress: bool = False) -> int:
+def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None] | None = None) -> int:
     """Run a built pipeline to the end: progress bar, SIGTERM handling, summary table.
 
+    ``on_frames(n)`` is called a few times a second with the frames done so far (batch progress).
     Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
     (after the other stages have finalised their outputs).
     """
@@ -208,8 +221,11 @@ def execute(pipeline, *, progress: bool = False) -> int:
         bar = tqdm(total=pipeline.source.frame_count, unit="frame", desc="posestream", dynamic_ncols=True)
 
     def tick(g) -> None:
+        done = g.metrics[-1].frames_in
         if bar is not None:
-            bar.update(g.metrics[-1].frames_in - bar.n)
+            bar.update(done - bar.n)
+        if on_frames is not None:
+            on_frames(done)
 
     try:
         result = graph.run(on_tick=tick)
