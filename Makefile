@@ -16,7 +16,7 @@ install: $(BIN)/activate
 	$(BIN)/pip install -q -e .
 
 install-test: $(BIN)/activate
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,ray]"
 
 # The main job: detect, track and estimate every person of a real clip; annotated video + keypoints.
 # No ViTPose weights can be downloaded here, so the demo exports ViTPose-S with random weights
