@@ -84,11 +84,13 @@ def run_batch(jobs: list[VideoJob], config: Config, options: BatchOptions) -> in
         try:
             digests[job.name] = config_digest(video_config(config, job, 1))
         except ConfigError as exc:
-            raise ConfigError(f"{job.origin}: {exc}" if job.origin != str(job.source) else str(exc)) from None
+            raise ConfigError(f"{job.origin}: {exc}") from None  # only manifest rows add options
     foreign = [job.name for job in jobs if layout.foreign(job.name)]
     if foreign:
         raise InputError(f"'{layout.final(foreign[0])}' exists and is not a batch result: move it away or "
                          "choose another --out-dir")  # fmt: skip
+    if options.address:
+        _check_reachable(options.address)
     layout.open()
     rows: dict[str, dict[str, Any]] = {}
     interrupted = False
@@ -165,12 +167,30 @@ def _run_on_ray(todo: list[VideoJob], config: Config, options: BatchOptions, lay
 
 def _init_ray(ray: Any, options: BatchOptions) -> None:
     if options.address:
-        ray.init(address=options.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            ray.init(address=options.address, namespace=NAMESPACE, log_to_driver=False,
+                     logging_level=logging.WARNING)  # fmt: skip
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            message = " ".join(str(exc).split())
+            raise InputError(f"--address '{options.address}': cannot join the Ray cluster ({message})") from None
         return
     import os
 
     workers = options.workers or max(1, int((os.cpu_count() or 1) // max(options.cpus_per_task, 1e-9)))
     start_local_ray(max(1, round(workers * options.cpus_per_task)))
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on an address nobody listens at (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise InputError(f"--address '{address}': nothing answers there ({exc.strerror or exc})") from None
 
 
 def start_local_ray(num_cpus: int, attempts: int = 3) -> None:
@@ -205,8 +225,8 @@ def _follow(ray: Any, refs: dict[Any, VideoJob], board: Any, options: BatchOptio
             for ref in ready:
                 job = refs[ref]
                 rows[job.name] = _outcome(ray, ref, job)
-            snapshot = ray.get(board.snapshot.remote())
             if bar is not None:
+                snapshot = ray.get(board.snapshot.remote(), timeout=30)
                 bar.show(snapshot, rows)
         return False
     except KeyboardInterrupt:
