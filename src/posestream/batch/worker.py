@@ -130,6 +130,8 @@ def run_video(job: VideoJob, config: Config, options: TaskOptions, board: Any = 
         frames = result_frames
         if "json" in files:
             frames, record["people"] = _count_people(files["json"])
+            if "json" not in options.outputs:  # written only for the angle report
+                files["json"].unlink()
         wall = time.monotonic() - t0
         record.update(status="done", frames=frames, fps=round(frames / graph_s, 2), wall_s=round(wall, 3),
                       outputs=sorted(p.name for p in folder.iterdir()), model_loads=_model_loads)  # fmt: skip
