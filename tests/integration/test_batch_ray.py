@@ -189,7 +189,8 @@ def test_ctrl_c_cancels_running_videos_and_keeps_finished_ones(ray_address, make
     try:
         board = _board(out)
         deadline = time.monotonic() + 180
-        while not (out / short.stem / "batch.json").is_file() and time.monotonic() < deadline:
+        while not (out / short.stem / "batch.json").is_file():
+            assert time.monotonic() < deadline, "the short video did not finish"
             time.sleep(0.1)
         _wait_running(board, long1.stem, min_frames=3)
         proc.send_signal(signal.SIGINT)

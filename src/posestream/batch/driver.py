@@ -232,10 +232,13 @@ def _follow(ray: Any, refs: dict[Any, VideoJob], board: Any, options: BatchOptio
     except KeyboardInterrupt:
         print("posestream: interrupted: cancelling the running videos (finished ones are kept)", file=sys.stderr)
         for ref in pending:
-            ray.cancel(ref, force=True)
+            ray.cancel(ref, force=True)  # no-op for a task that finished before we looked
         ray.wait(pending, num_returns=len(pending), timeout=CANCEL_WAIT_S)  # their processes are gone
         for ref in pending:
-            rows[refs[ref].name] = _record(refs[ref], "cancelled", "cancelled by Ctrl-C")
+            record = _outcome(ray, ref, refs[ref])
+            if record["status"] != "done":  # a video completed just before Ctrl-C stays done
+                record = _record(refs[ref], "cancelled", "cancelled by Ctrl-C")
+            rows[refs[ref].name] = record
         return True
     finally:
         try:
