@@ -6,9 +6,9 @@ from posestream.config import apply_overrides, load_config
 
 
 def test_pipelines_sharing_loaded_models_write_what_fresh_ones_write(shared, vitpose_s_onnx, tmp_path):
-    clip = str(shared / "media" / "mmpose_demo.mp4")
+    clip = str(shared / "media" / "pose2sim_singleperson_cam01.mp4")
     config = load_config(None, [f"detector.model={shared / 'models' / 'yolox_nano_coco.onnx'}",
-                                f"pose.model={vitpose_s_onnx}"])  # fmt: skip
+                                f"pose.model={vitpose_s_onnx}", "source.max_frames=5"])  # fmt: skip
     models = load_models(config)
     outputs = {}
     for run, shared_models in (("fresh", None), ("reused1", models), ("reused2", models)):
