@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--retries must be >= 0, got {args.retries}")
     if args.zero_phase_hz is not None and args.zero_phase_hz <= 0:
         raise InputError(f"--zero-phase-hz must be > 0 Hz, got {args.zero_phase_hz}")
-    config = config_from_args(args)
+    config = _absolute_model_paths(config_from_args(args))
     jobs = collect_jobs(args.inputs)
     progress = not args.no_progress and (sys.stderr.isatty() or os.environ.get("POSESTREAM_PROGRESS") == "1")
     options = BatchOptions(
@@ -74,3 +74,15 @@ def run(args: argparse.Namespace) -> int:
         zero_phase_hz=args.zero_phase_hz,
     )
     return run_batch(jobs, config, options)
+
+
+def _absolute_model_paths(config):
+    """Model files named relative to here, made absolute: Ray workers may run in another folder."""
+    from pathlib import Path
+
+    from posestream.config import apply_overrides
+
+    paths = {"detector.model": config.detector.model, "pose.model": config.pose.model,
+             "pose.weights": config.pose.weights}  # fmt: skip
+    fixed = {key: str(Path(value).absolute()) for key, value in paths.items() if value and Path(value).is_file()}
+    return apply_overrides(config, fixed) if fixed else config
