@@ -13,13 +13,15 @@ from typing import Any
 
 from posestream.config import Config
 from posestream.io.video import SourceInfo, open_source
+from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
 from posestream.stages.sinks import KeypointSink, VideoSink
 
-__all__ = ["Pipeline", "Models", "build_pipeline", "build_pose_backend", "load_models", "RANDOM_BANNER"]
+__all__ = ["Pipeline", "Models", "build_pipeline", "build_pose_backend", "load_models", "thread_budget",
+           "RANDOM_BANNER"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class Pipeline:
     model_name: str | None = None
     random_weights: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
+    # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
+    resources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,23 +52,37 @@ class Models:
     detector: Any = None
 
 
-def load_models(config: Config) -> Models:
-    """Load the pose backend and person detector that ``config`` names (either may be None)."""
-    backend = build_pose_backend(config)
-    detector = _build_detector(config) if (backend is not None or config.detector.model) else None
+def load_models(config: Config, budget: ThreadBudget | None = None) -> Models:
+    """Load the pose backend and person detector that ``config`` names (either may be None), with
+    the threads of ``budget`` (default: the config's own CPU thread budget)."""
+    budget = budget or thread_budget(config)
+    backend = build_pose_backend(config, threads=budget.threads.get("pose", budget.threads.get("pose.0")))
+    detector = None
+    if backend is not None or config.detector.model:
+        detector = _build_detector(config, threads=budget.threads.get("detector", 1))
     return Models(pose=backend, detector=detector)
 
 
-def build_pose_backend(config: Config):
-    """The pose backend named by ``config.pose``, or None when no pose model is configured."""
+def build_pose_backend(config: Config, threads: int | None = None):
+    """The pose backend named by ``config.pose``, or None when no pose model is configured.
+
+    threads: inference threads (default: ``pose.threads``, or the budget's share when that is 0).
+    """
     pose = config.pose
     if not (pose.model or pose.variant):
         return None
     from posestream.runtime.factory import open_pose_backend
 
+    calibration = None
+    if pose.calibration:
+        from posestream.evaluation.calibration import pose_calibration
+
+        calibration = pose_calibration(pose.calibration)
     return open_pose_backend(
         pose.model or None, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
-        providers=pose.providers, threads=pose.threads, device=pose.device, precision=pose.dtype,
+        engine=pose.engine, providers=pose.providers, device=pose.device,
+        threads=threads or pose.threads or thread_budget(config)["pose"],
+        precision=pose.precision, calibration=calibration,
     )  # fmt: skip
 
 
@@ -81,18 +99,31 @@ def build_pipeline(
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
     """
     src_cfg = config.source
-    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames)
+    budget = thread_budget(config)  # planned before opening: the decoder gets its share
+    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
+                         threads=budget["decode"])  # fmt: skip
     try:
         info = reader.info
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
         stages: list = []
-        models = models if models is not None else load_models(config)
+        workers = pose_workers(config, live)
+        if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
+            budget = thread_budget(config, workers=1)
+        models = models if models is not None else load_models(config, budget)
         backend, detector = models.pose, models.detector
         random_weights = bool(getattr(backend, "random_weights", False))
+        keypoint_boxes = None
         if detector is not None:
             from posestream.stages.detect import DetectStage
 
-            stages.append(DetectStage(detector, config.detector.detect_every))
+            schedule = None
+            if config.detector.keypoint_boxes and backend is not None and config.tracker.enabled:
+                from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
+
+                schedule = DetectionSchedule(config.detector.detect_every)
+                keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
+                                               min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
+            stages.append(DetectStage(detector, config.detector.detect_every, schedule=schedule))
             if config.tracker.enabled:
                 from posestream.stages.track import TrackStage
 
@@ -102,8 +133,20 @@ def build_pipeline(
             from posestream.estimation.topdown import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            extras["estimator"] = TopDownEstimator(backend, batch_buckets=_batch_buckets(config, backend))
-            stages.append(PoseStage(extras["estimator"]))
+            buckets = _batch_buckets(config, backend)
+            extras["estimator"] = TopDownEstimator(backend, batch_buckets=buckets)
+            if workers > 1:  # one backend each, each with its own share of the budget
+                from posestream.pipeline.graph import Parallel
+
+                estimators = [extras["estimator"]] + [
+                    TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
+                    for i in range(1, workers)
+                ]
+                copies = iter(estimators)
+                stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
+            else:
+                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes))
+                extras["keypoint_boxes"] = keypoint_boxes
             if config.smooth.filter != "none":
                 from posestream.stages.smooth import SmoothStage
 
@@ -116,7 +159,7 @@ def build_pipeline(
                                       hud=r.hud, banner=banner))  # fmt: skip
         if out.video:
             stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
-                                    crf=out.crf, preset=out.preset))  # fmt: skip
+                                    crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
         if out.json or out.csv:
             stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights))
         stages += extra_stages or []
@@ -129,10 +172,27 @@ def build_pipeline(
         source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
         model_name = backend.name if backend is not None else None
-        return Pipeline(graph, info, live, model_name, random_weights, extras)
+        resources = _describe_resources(backend, detector, config)
+        resources["threads"] = budget.describe()
+        extras["budget"] = budget
+        return Pipeline(graph, info, live, model_name, random_weights, extras, resources)
     except BaseException:
         reader.close()
         raise
+
+
+def _describe_resources(backend, detector, config: Config) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if backend is not None:
+        reason = getattr(backend, "precision_reason", "")
+        precision = getattr(backend, "precision", "")
+        session = getattr(backend, "session", None)
+        threads = f", {session.threads} threads" if session is not None and not backend.on_gpu else ""
+        out["pose"] = f"{backend.name} {precision}" + (f" ({reason})" if reason else "") + threads
+    if detector is not None:
+        session = getattr(detector, "session", None)
+        out["detector"] = detector.name + (f" on {session.name}, {session.threads} threads" if session else "")
+    return out
 
 
 GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -145,7 +205,42 @@ def _batch_buckets(config: Config, backend) -> tuple[int, ...] | None:
     return GPU_BUCKETS if backend.on_gpu else None
 
 
-def _build_detector(config: Config):
+def pose_workers(config: Config, live: bool) -> int:
+    """Pose stage copies: ``pose.workers`` for lossless sources; 1 for live ones (fresh frames
+    matter more than throughput there) and with keypoint-driven boxes (they need the previous
+    frame's keypoints before the next frame is posed)."""
+    if live or (config.detector.keypoint_boxes and config.detector.model):
+        return 1
+    return max(1, config.pose.workers)
+
+
+def thread_budget(config: Config, workers: int | None = None) -> ThreadBudget:
+    """The CPU thread budget of a run (see ``posestream.pipeline.budget``): decode always; pose when
+    a pose model runs on the CPU (one consumer per pose worker: ``pose.0``, ``pose.1``, ...); the
+    detector when a detector file is configured; encode when a video is written. Counts set in the
+    config are kept; 0 means a share of ``pipeline.cores``."""
+    p, pose = config.pipeline, config.pose
+    requested = {"decode": p.decode_threads}
+    weights = dict(BUDGET_WEIGHTS)
+    workers = pose_workers(config, config.source.live == "true" or config.source.realtime) if workers is None else workers
+    if (pose.model or pose.variant) and workers > 1:
+        for i in range(workers):
+            requested[f"pose.{i}"] = pose.threads
+            weights[f"pose.{i}"] = BUDGET_WEIGHTS["pose"] / workers
+    elif pose.model or pose.variant:
+        requested["pose"] = pose.threads
+    if config.detector.model:
+        requested["detector"] = config.detector.threads
+    if config.output.video:
+        requested["encode"] = p.encode_threads
+    return plan_threads(p.cores or usable_cores(), requested, weights)
+
+
+# Spare cores go to the model stages: pose (most of the work per frame) before the detector.
+BUDGET_WEIGHTS = {"pose": 3.0, "detector": 1.0}
+
+
+def _build_detector(config: Config, threads: int = 1):
     from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
@@ -159,8 +254,10 @@ def _build_detector(config: Config):
         score_threshold=threshold,
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,
-        intra_op_threads=d.threads,
+        intra_op_threads=d.threads or threads,
         providers=d.providers,
+        engine=d.engine,
+        precision=d.precision,
     )
 
 

@@ -86,6 +86,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-model", help="exported ViTPose ONNX file")
     parser.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
     parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16"],
+                        help="pose model precision; auto (default): bf16 where the CPU has AVX512_BF16/AMX, "
+                             "else fp32; int8 quantises once with --calibration")  # fmt: skip
+    parser.add_argument("--calibration", metavar="DIR",
+                        help="int8 calibration pictures: a folder with images/ and person_keypoints.json")  # fmt: skip
     parser.add_argument("--smooth", choices=["none", "one_euro", "kalman"], help="temporal smoothing filter")
     parser.add_argument("--max-frames", type=int, help="stop after N frames")
 
@@ -100,6 +105,8 @@ def config_from_args(args: argparse.Namespace, extra: dict | None = None):
         "pose.model": args.pose_model,
         "pose.variant": args.variant,
         "pose.weights": args.weights,
+        "pose.precision": args.precision,
+        "pose.calibration": args.calibration,
         "smooth.filter": args.smooth,
         "source.max_frames": args.max_frames,
         **(extra or {}),
@@ -279,6 +286,8 @@ def _print_summary(result, pipeline) -> None:
                       f"{s.p95_ms:.1f}", f"{s.busy:.0%}", str(s.max_queue))  # fmt: skip
     console = Console(stderr=True)
     console.print(table)
+    for what, text in getattr(pipeline, "resources", {}).items():
+        console.print(f"{what}: {text}", highlight=False)
     if pipeline.random_weights:
         console.print("[bold red]random weights: keypoints are meaningless[/]")
 

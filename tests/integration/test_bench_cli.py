@@ -149,6 +149,6 @@ def test_torch_cuda_end_to_end_config_names_the_device_and_dtype(tmp_path):
     source = PoseModelSource(label="b", variant="b", cache_dir=tmp_path)
     settings = E2ESettings(Path("clip.mp4"), Path("det.onnx"), frames=5, threads=3, video_dir=None)
     config = pose_config(BACKENDS["torch-cuda-fp16"], source, settings, video=None)
-    assert (config.pose.model, config.pose.device, config.pose.dtype) == ("torch:b", "cuda", "fp16")
+    assert (config.pose.model, config.pose.device, config.pose.precision) == ("torch:b", "cuda", "fp16")
     assert config.source.max_frames == 5 and config.pose.threads == 3 and config.output.video is None
     assert config.smooth.filter == "none"  # the bench preset
