@@ -41,7 +41,9 @@ bench-cpu: bench-model bench-precision bench-peers bench-detection bench-start b
 
 bench-model: install  # model-only crops/s, S and B, every CPU engine/precision; graph vs stages alone
 	$(BIN)/posestream bench --variants s b --backends ort-cpu ov-cpu-fp32 ov-cpu-bf16 --batch-sizes 1 4 8 \
-	    --frames 60 --out-dir $(CPU_RESULTS)/bench
+	    --frames 60 --out-dir reports/bench-cpu  # its export cache stays out of the repository
+	mkdir -p $(CPU_RESULTS)/bench && cp reports/bench-cpu/bench.md reports/bench-cpu/bench.json \
+	    reports/bench-cpu/bench.png $(CPU_RESULTS)/bench/
 
 bench-precision: install  # bf16 / int8 against fp32 on a ViTPose with fitted (peaked) heatmaps
 	$(BIN)/python benchmarks/precision_check.py --variants s b --out $(CPU_RESULTS)/precision
