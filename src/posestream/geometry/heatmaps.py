@@ -40,7 +40,10 @@ import numpy as np
 
 from posestream.geometry.affine import apply_affine, udp_inverse_matrix
 
-__all__ = ["decode_heatmaps", "heatmap_argmax", "refine_dark_udp", "blurred_neighbourhood"]
+__all__ = [
+    "decode_heatmaps", "heatmap_argmax", "refine_dark_udp", "blurred_neighbourhood", "BLUR_BORDERS",
+    "MAX_DARK_OFFSET",
+]  # fmt: skip
 
 # OpenCV border names -> the numpy.pad mode that extends a map the same way.
 _NUMPY_PAD_MODES = {
@@ -49,6 +52,7 @@ _NUMPY_PAD_MODES = {
     "replicate": "edge",  # cv2.BORDER_REPLICATE: aaaaaa|abcdefgh
     "constant": "constant",  # cv2.BORDER_CONSTANT with 0: 000000|abcdefgh
 }
+BLUR_BORDERS: tuple[str, ...] = tuple(_NUMPY_PAD_MODES)
 
 
 def heatmap_argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,157 @@
+"""Heatmaps -> keypoints in torch, on the heatmaps' device: the twin of ``posestream.geometry.heatmaps``.
+
+Same steps and numbers as ``decode_heatmaps`` (see that module for the reference it follows):
+argmax, DARK on the Gaussian-blurred log map from only the (kernel + 2)^2 window around each peak,
+the same 2-heatmap-pixel guard on the Taylor step, then inverse UDP to frame pixels. Only the
+(N, K, 2) keypoints and (N, K) scores need to leave the device. The refinement runs in float64
+like the numpy code (the windows are small: N x K x 13 x 13 values), so the two agree to far
+below 0.01 frame pixel.
+
+The border of the blur is applied by index arithmetic on the window positions instead of padding
+whole maps (torch has no 'symmetric' padding, which is OpenCV's BORDER_REFLECT).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from posestream.geometry.affine import udp_inverse_matrix
+from posestream.geometry.heatmaps import BLUR_BORDERS, MAX_DARK_OFFSET
+
+__all__ = ["decode_heatmaps_torch", "heatmap_argmax_torch", "refine_dark_udp_torch"]
+
+
+def heatmap_argmax_torch(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K, h, w) -> ``coords`` (N, K, 2) int64 ``(x, y)`` of the first maximum, ``scores`` (N, K) float32."""
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, h * w)
+    index = torch.argmax(flat, dim=2)  # (N, K), first occurrence like numpy
+    scores = flat.gather(2, index[..., None])[..., 0].float()
+    return torch.stack([index % w, index // w], dim=-1), scores
+
+
+def _border_index(index: torch.Tensor, size: int, border: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Map positions that may lie up to ``size - 1`` outside ``0 .. size - 1`` back inside by the
+    border rule; also whether each position is real (False only for 'constant', whose outside is 0)."""
+    valid = (index >= 0) & (index < size)
+    if border == "reflect_101":  # gfedcb|abcdefgh
+        index = torch.where(index < 0, -index, index)
+        index = torch.where(index > size - 1, 2 * (size - 1) - index, index)
+    elif border == "reflect":  # fedcba|abcdefgh
+        index = torch.where(index < 0, -index - 1, index)
+        index = torch.where(index > size - 1, 2 * size - 1 - index, index)
+    else:  # replicate; constant gathers the edge and is masked by `valid`
+        index = index.clamp(0, size - 1)
+    return index, valid if border == "constant" else torch.ones_like(valid)
+
+
+def _blurred_neighbourhood(
+    heatmaps: torch.Tensor, coords: torch.Tensor, kernel_size: int, sigma: float | None, border: str
+) -> torch.Tensor:
+    """(N, K, 3, 3) float64: the blurred map at the 3x3 pixels around each peak (see the numpy twin)."""
+    n, k, h, w = heatmaps.shape
+    radius = kernel_size // 2
+    span = torch.arange(kernel_size + 2, device=heatmaps.device) - (radius + 1)  # offsets from the peak
+    rows, row_ok = _border_index(coords[..., 1, None] + span, h, border)  # (N, K, S)
+    cols, col_ok = _border_index(coords[..., 0, None] + span, w, border)
+    size = kernel_size + 2
+    flat_index = (rows[..., :, None] * w + cols[..., None, :]).reshape(n, k, size * size)
+    window = heatmaps.reshape(n, k, h * w).gather(2, flat_index).reshape(n, k, size, size).double()
+    window = window * (row_ok[..., :, None] & col_ok[..., None, :])  # zeros outside for 'constant'
+
+    kernel = torch.from_numpy(cv2.getGaussianKernel(kernel_size, sigma or 0, ktype=cv2.CV_64F).ravel())
+    kernel = kernel.to(heatmaps.device)
+    taps = (torch.arange(3)[:, None] + torch.arange(kernel_size)[None, :]).to(heatmaps.device)  # (3, ks)
+    along_y = torch.einsum("nkatc,t->nkac", window[:, :, taps, :], kernel)  # (N, K, 3, S)
+    return torch.einsum("nkact,t->nkac", along_y[:, :, :, taps], kernel)  # (N, K, 3, 3)
+
+
+def refine_dark_udp_torch(
+    heatmaps: torch.Tensor,
+    coords: torch.Tensor,
+    kernel_size: int = 11,
+    sigma: float | None = None,
+    border: str = "reflect_101",
+    max_offset: float | None = MAX_DARK_OFFSET,
+) -> torch.Tensor:
+    """DARK sub-pixel refinement of integer peaks -> (N, K, 2) float64 ``(x, y)`` heatmap pixels.
+
+    Arguments as ``posestream.geometry.heatmaps.refine_dark_udp`` (coords from ``heatmap_argmax_torch``).
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected a positive odd number, got {kernel_size}")
+    if border not in BLUR_BORDERS:
+        raise ValueError(f"border: expected one of {sorted(BLUR_BORDERS)}, got {border!r}")
+    n, k, h, w = heatmaps.shape
+    blurred = _blurred_neighbourhood(heatmaps, coords, kernel_size, sigma, border)
+    log_hm = torch.log(blurred.clamp(0.001, 50.0)).reshape(n, k, 9)
+    # Neighbours off the map take the nearest pixel on it (the reference edge-pads the log map).
+    steps = torch.arange(-1, 2, device=heatmaps.device)
+    col = (coords[..., 0, None] + steps).clamp(0, w - 1) - coords[..., 0, None] + 1  # (N, K, 3) in 0..2
+    row = (coords[..., 1, None] + steps).clamp(0, h - 1) - coords[..., 1, None] + 1
+
+    def at(dx: int, dy: int) -> torch.Tensor:  # (N, K) log of the blurred map at the peak + (dx, dy)
+        return log_hm.gather(2, (row[..., dy + 1] * 3 + col[..., dx + 1])[..., None])[..., 0]
+
+    center = at(0, 0)
+    right, left, down, up = at(1, 0), at(-1, 0), at(0, 1), at(0, -1)
+    gx = 0.5 * (right - left)
+    gy = 0.5 * (down - up)
+    eps = float(np.finfo(np.float32).eps)
+    hxx = right - 2.0 * center + left + eps
+    hyy = down - 2.0 * center + up + eps
+    hxy = 0.5 * (at(1, 1) - right - down + 2.0 * center - left - up + at(-1, -1))
+    det = hxx * hyy - hxy * hxy
+    safe = det.abs() > 0
+    det = torch.where(safe, det, torch.ones_like(det))
+    dx = torch.where(safe, -(hyy * gx - hxy * gy) / det, torch.zeros_like(det))
+    dy = torch.where(safe, -(hxx * gy - hxy * gx) / det, torch.zeros_like(det))
+    offset = torch.stack([dx, dy], dim=-1)
+    if max_offset is not None:  # the guard of the numpy twin: a wild step keeps the integer peak
+        sane = (offset.abs() <= max_offset).all(dim=-1, keepdim=True)
+        offset = torch.where(sane, offset, torch.zeros_like(offset))
+    return coords.double() + offset
+
+
+def decode_heatmaps_torch(
+    heatmaps: torch.Tensor,
+    center: np.ndarray,
+    scale: np.ndarray,
+    input_size_wh: tuple[int, int] = (192, 256),
+    *,
+    dark: bool = True,
+    blur_kernel_size: int = 11,
+    blur_sigma: float | None = None,
+    blur_border: str = "reflect_101",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keypoints in frame pixels from top-down heatmaps, on the heatmaps' device.
+
+    heatmaps: (N, K, h, w) tensor of any float dtype (decoded in float32 / float64). center,
+    scale: (N, 2) frame pixels of the crops. Returns ``keypoints`` (N, K, 2) float32 ``(x, y)``
+    and ``scores`` (N, K) float32, on the same device. Options as ``decode_heatmaps``.
+    """
+    if heatmaps.ndim != 4:
+        raise ValueError(f"heatmaps: expected (N, K, h, w), got {tuple(heatmaps.shape)}")
+    n, k, h, w = heatmaps.shape
+    in_w, in_h = input_size_wh
+    if in_w * h != in_h * w:
+        raise ValueError(f"heatmaps {w}x{h} (w x h) do not share the aspect ratio of the input {in_w}x{in_h}")
+    center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1, 2)
+    if len(center) != n or len(scale) != n:
+        raise ValueError(f"center {center.shape}, scale {scale.shape}: expected ({n}, 2) like the heatmaps")
+    device = heatmaps.device
+    if n == 0:
+        return torch.zeros((0, k, 2), device=device), torch.zeros((0, k), device=device)
+
+    maps = heatmaps.float()
+    coords, scores = heatmap_argmax_torch(maps)
+    if dark:
+        xy = refine_dark_udp_torch(maps, coords, blur_kernel_size, blur_sigma, blur_border)
+    else:
+        xy = coords.double()
+    matrix = torch.from_numpy(udp_inverse_matrix(center, scale, (w, h))).to(device)  # (N, 2, 3) float64
+    keypoints = torch.einsum("nij,nkj->nki", matrix[:, :, :2], xy) + matrix[:, None, :, 2]
+    return keypoints.float(), scores
