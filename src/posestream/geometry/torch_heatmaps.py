@@ -19,12 +19,14 @@ import torch
 
 from posestream.geometry.affine import udp_inverse_matrix
 from posestream.geometry.heatmaps import BLUR_BORDERS, MAX_DARK_OFFSET
+from posestream.geometry.torch_warp import to_device
 
 __all__ = ["decode_heatmaps_torch", "heatmap_argmax_torch", "refine_dark_udp_torch"]
 
 
 def heatmap_argmax_torch(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, K, h, w) -> ``coords`` (N, K, 2) int64 ``(x, y)`` of the first maximum, ``scores`` (N, K) float32."""
+    """(N, K, h, w) -> ``coords`` (N, K, 2) int64 ``(x, y)`` of the first maximum and ``scores``
+    (N, K) float32, its value."""
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
     index = torch.argmax(flat, dim=2)  # (N, K), first occurrence like numpy
@@ -61,9 +63,10 @@ def _blurred_neighbourhood(
     window = heatmaps.reshape(n, k, h * w).gather(2, flat_index).reshape(n, k, size, size).double()
     window = window * (row_ok[..., :, None] & col_ok[..., None, :])  # zeros outside for 'constant'
 
-    kernel = torch.from_numpy(cv2.getGaussianKernel(kernel_size, sigma or 0, ktype=cv2.CV_64F).ravel())
-    kernel = kernel.to(heatmaps.device)
-    taps = (torch.arange(3)[:, None] + torch.arange(kernel_size)[None, :]).to(heatmaps.device)  # (3, ks)
+    taps_1d = cv2.getGaussianKernel(kernel_size, sigma or 0, ktype=cv2.CV_64F).ravel()  # cv2.GaussianBlur's
+    kernel = to_device(taps_1d, heatmaps.device)
+    device = heatmaps.device
+    taps = torch.arange(3, device=device)[:, None] + torch.arange(kernel_size, device=device)  # (3, ks)
     along_y = torch.einsum("nkatc,t->nkac", window[:, :, taps, :], kernel)  # (N, K, 3, S)
     return torch.einsum("nkact,t->nkac", along_y[:, :, :, taps], kernel)  # (N, K, 3, 3)
 
@@ -152,6 +155,6 @@ def decode_heatmaps_torch(
         xy = refine_dark_udp_torch(maps, coords, blur_kernel_size, blur_sigma, blur_border)
     else:
         xy = coords.double()
-    matrix = torch.from_numpy(udp_inverse_matrix(center, scale, (w, h))).to(device)  # (N, 2, 3) float64
+    matrix = to_device(udp_inverse_matrix(center, scale, (w, h)), device)  # (N, 2, 3) float64
     keypoints = torch.einsum("nij,nkj->nki", matrix[:, :, :2], xy) + matrix[:, None, :, 2]
     return keypoints.float(), scores

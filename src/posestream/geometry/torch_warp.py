@@ -27,7 +27,16 @@ import torch.nn.functional as F
 
 from posestream.geometry.affine import udp_inverse_matrix
 
-__all__ = ["udp_theta", "warp_crops_torch", "normalise_crops", "stack_frames"]
+__all__ = ["udp_theta", "warp_crops_torch", "normalise_crops", "stack_frames", "to_device"]
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A small host array on ``device`` (same dtype) without stalling it: on CUDA a copy from
+    pageable memory waits for all work queued on the stream, one from pinned memory does not."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device=device, non_blocking=True)
 
 
 def udp_theta(
@@ -52,7 +61,8 @@ def udp_theta(
 
 
 def stack_frames(frames: list[torch.Tensor]) -> torch.Tensor:
-    """F frames (H, W, 3) uint8 on one device -> the (1, 3, F, H, W) float32 volume ``warp_crops_torch`` samples."""
+    """F frames (H, W, 3) uint8 on one device -> the (1, 3, F, H, W) float32 volume that
+    ``warp_crops_torch`` samples."""
     if not frames:
         raise ValueError("stack_frames: no frames")
     shapes = {tuple(frame.shape) for frame in frames}
@@ -90,11 +100,11 @@ def warp_crops_torch(
     if frame_index.min() < 0 or frame_index.max() >= num_frames:
         raise ValueError(f"frame_index: expected values in 0..{num_frames - 1}, got {frame_index.tolist()}")
     device = volume.device
-    theta = torch.from_numpy(udp_theta(center, scale, (out_w, out_h), (width, height))).to(device, torch.float32)
+    theta = to_device(udp_theta(center, scale, (out_w, out_h), (width, height)).astype(np.float32), device)
     plane = F.affine_grid(theta, [n, 1, out_h, out_w], align_corners=True)  # (N, h, w, 2) normalised x, y
     # Depth: slice f of F sits at 2 f / (F - 1) - 1 (any value for F = 1, where the axis has one slice).
     depth = frame_index * (2.0 / (num_frames - 1)) - 1.0 if num_frames > 1 else np.zeros(n)
-    z = torch.from_numpy(depth).to(device, torch.float32)[:, None, None, None].expand(n, out_h, out_w, 1)
+    z = to_device(depth.astype(np.float32), device)[:, None, None, None].expand(n, out_h, out_w, 1)
     grid = torch.cat([plane, z], dim=-1).unsqueeze(0)  # (1, N, h, w, 3): x, y, z
     crops = F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return crops[0].transpose(0, 1).round_()  # (1, 3, N, h, w) -> (N, 3, h, w)
@@ -116,6 +126,6 @@ def normalise_crops(
     if crops_bgr.ndim != 4 or crops_bgr.shape[1] != 3:
         raise ValueError(f"crops_bgr: expected (N, 3, H, W), got {tuple(crops_bgr.shape)}")
     x = crops_bgr.flip(1) if color_order == "RGB" else crops_bgr
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    inv_std = 1.0 / torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    mean_t = to_device(np.asarray(mean, np.float32), x.device).view(1, 3, 1, 1)
+    inv_std = 1.0 / to_device(np.asarray(std, np.float32), x.device).view(1, 3, 1, 1)
     return ((x - mean_t) * inv_std).to(dtype)
