@@ -100,9 +100,13 @@ def open_pose_backend(
     if suffix in (".engine", ".plan"):
         if importlib.util.find_spec("tensorrt") is None:
             raise ModelFileError(f"{path}: TensorRT engines need the 'tensorrt' package (not installed)")
+        from posestream.runtime.engine_cache import detect_engine_key, engine_stale_reason
+
+        stale = engine_stale_reason(path, detect_engine_key())
         raise ModelFileError(
             f"{path}: serialized TensorRT engines are not run directly; pass the .onnx file with "
-            "providers=('tensorrt',) (ONNX Runtime builds and caches the engine)"
+            "providers=('tensorrt',) (ONNX Runtime builds and caches the engine per GPU and TensorRT version)"
+            + (f"; note: {stale}" if stale else "")
         )
     raise ModelFileError(
         f"{path}: unsupported model file; expected .onnx "
