@@ -15,36 +15,10 @@ from posestream.geometry.heatmaps import decode_heatmaps
 from posestream.geometry.torch_heatmaps import decode_heatmaps_torch
 from posestream.geometry.torch_warp import normalise_crops, stack_frames, warp_crops_torch
 
+from pose_synthetic import H, W, peaked_heatmaps, random_boxes_inside, textured_frame  # tests/ is on sys.path
+
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
-H, W = 64, 48
-
-
-def textured_frame(seed: int, height: int = 360, width: int = 480) -> np.ndarray:
-    """(H, W, 3) uint8 BGR: smooth gradients, hard-edged blocks and pixel noise (every kind of edge)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    image = np.stack([(xx * 255 // width), (yy * 255 // height), ((xx + yy) % 256)], axis=-1).astype(np.int32)
-    for _ in range(12):
-        x, y = rng.integers(0, width - 40), rng.integers(0, height - 40)
-        image[y : y + rng.integers(5, 40), x : x + rng.integers(5, 40)] = rng.integers(0, 256, 3)
-    image += rng.integers(-30, 31, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def random_boxes_inside(rng: np.random.Generator, n: int, size_wh: tuple[int, int]) -> np.ndarray:
-    """(N, 4) xyxy boxes whose padded 3:4 crop region stays inside the frame."""
-    width, height = size_wh
-    boxes = []
-    while len(boxes) < n:
-        w, h = rng.uniform(12, width / 2), rng.uniform(20, height / 2)
-        x1, y1 = rng.uniform(0, width - w), rng.uniform(0, height - h)
-        box = np.array([x1, y1, x1 + w, y1 + h])
-        center, scale = xyxy_to_center_scale(box[None])
-        low, high = center - scale / 2, center + scale / 2
-        if low.min() >= 1 and high[0, 0] <= width - 2 and high[0, 1] <= height - 2:
-            boxes.append(box)
-    return np.stack(boxes) if boxes else np.zeros((0, 4))
 
 
 def test_torch_warp_equals_opencv_within_one_grey_level_for_boxes_inside():
@@ -94,20 +68,6 @@ def test_normalise_crops_equals_to_model_input():
     assert as_bf16.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="color_order"):
         normalise_crops(torch.zeros(1, 3, 4, 4), MEAN, STD, "GBR")
-
-
-def peaked_heatmaps(rng: np.random.Generator, n: int, k: int, noise: float) -> np.ndarray:
-    """Gaussian peaks (some on edges and corners) + a distractor + noise: (N, K, 64, 48) float32."""
-    yy, xx = np.mgrid[0:H, 0:W]
-    peaks = rng.uniform(0, [W - 1, H - 1], size=(n, k, 2))
-    peaks[0, :4] = [[0, 0], [W - 1, H - 1], [0.4, 30.2], [20.6, H - 1.3]]
-    distractors = rng.uniform(0, [W - 1, H - 1], size=(n, k, 2))
-
-    def gaussian(p: np.ndarray) -> np.ndarray:
-        return np.exp(-((xx - p[..., 0, None, None]) ** 2 + (yy - p[..., 1, None, None]) ** 2) / 8.0)
-
-    maps = (gaussian(peaks) + 0.3 * gaussian(distractors)) * rng.uniform(0.3, 1.0, (n, k, 1, 1))
-    return (maps + noise * rng.standard_normal(maps.shape)).astype(np.float32)
 
 
 @pytest.mark.parametrize(

@@ -10,42 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from posestream.models.device_estimator import DeviceTopDownEstimator
 from posestream.models.estimator import TopDownEstimator
 from posestream.runtime.torch import TorchPoseBackend
 
-K = 17
-
-
-class BrightSpotModel(nn.Module):
-    """(N, 3, 256, 192) normalised crops -> (N, 17, 64, 48) heatmaps peaked at the brightest 4x4 cell."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        brightness = nn.functional.avg_pool2d(x.mean(dim=1, keepdim=True), 4)  # (N, 1, 64, 48)
-        weights = torch.linspace(0.5, 1.0, K, device=x.device, dtype=x.dtype).view(1, K, 1, 1)
-        return torch.exp(2.0 * (brightness - brightness.amax(dim=(2, 3), keepdim=True))) * weights
-
-
-def frame_with_people(seed: int, n: int, size_wh: tuple[int, int] = (1280, 480)):
-    """A dim textured frame with ``n`` <= 5 people side by side, each in its own 256-px column (no
-    crop sees a neighbour's blob): boxes (n, 4) and the bright blob inside each (n, 2)."""
-    rng = np.random.default_rng(seed)
-    width, height = size_wh
-    image = rng.integers(20, 60, (height, width, 3)).astype(np.float64)
-    yy, xx = np.mgrid[0:height, 0:width]
-    boxes, blobs = [], []
-    for column in range(n):
-        w, h = rng.uniform(50, 120), rng.uniform(110, 170)
-        x1, y1 = 256 * column + (256 - w) / 2 + rng.uniform(-20, 20), rng.uniform(60, height - h - 60)
-        blob = np.array([x1 + rng.uniform(0.3, 0.7) * w, y1 + rng.uniform(0.3, 0.7) * h])
-        image += 180 * np.exp(-((xx - blob[0]) ** 2 + (yy - blob[1]) ** 2) / (2 * 6.0**2))[..., None]
-        boxes.append([x1, y1, x1 + w, y1 + h])
-        blobs.append(blob)
-    image = np.clip(image, 0, 255).astype(np.uint8)
-    return image, np.array(boxes).reshape(-1, 4), np.array(blobs).reshape(-1, 2)
+from pose_synthetic import K, BrightSpotModel, frame_with_people  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ from posestream.models.estimator import TopDownEstimator
 from posestream.models.frame_batcher import FrameBatcher
 from posestream.runtime.torch import TorchPoseBackend
 
-# pytest puts this folder on sys.path
-from test_models_device_estimator import BrightSpotModel, frame_with_people
+from pose_synthetic import BrightSpotModel, frame_with_people  # tests/ is on sys.path
 
 
 class CountingEstimator(DeviceTopDownEstimator):
