@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from posestream.geometry.affine import udp_inverse_matrix
-from posestream.geometry.heatmaps import BLUR_BORDERS, MAX_DARK_OFFSET
+from posestream.geometry.heatmaps import BLUR_BORDERS, MAX_DARK_OFFSET, check_decode_inputs, dark_step
 from posestream.geometry.torch_warp import to_device
 
 __all__ = ["decode_heatmaps_torch", "heatmap_argmax_torch", "refine_dark_udp_torch"]
@@ -98,24 +98,8 @@ def refine_dark_udp_torch(
     def at(dx: int, dy: int) -> torch.Tensor:  # (N, K) log of the blurred map at the peak + (dx, dy)
         return log_hm.gather(2, (row[..., dy + 1] * 3 + col[..., dx + 1])[..., None])[..., 0]
 
-    center = at(0, 0)
-    right, left, down, up = at(1, 0), at(-1, 0), at(0, 1), at(0, -1)
-    gx = 0.5 * (right - left)
-    gy = 0.5 * (down - up)
-    eps = float(np.finfo(np.float32).eps)
-    hxx = right - 2.0 * center + left + eps
-    hyy = down - 2.0 * center + up + eps
-    hxy = 0.5 * (at(1, 1) - right - down + 2.0 * center - left - up + at(-1, -1))
-    det = hxx * hyy - hxy * hxy
-    safe = det.abs() > 0
-    det = torch.where(safe, det, torch.ones_like(det))
-    dx = torch.where(safe, -(hyy * gx - hxy * gy) / det, torch.zeros_like(det))
-    dy = torch.where(safe, -(hxx * gy - hxy * gx) / det, torch.zeros_like(det))
-    offset = torch.stack([dx, dy], dim=-1)
-    if max_offset is not None:  # the guard of the numpy twin: a wild step keeps the integer peak
-        sane = (offset.abs() <= max_offset).all(dim=-1, keepdim=True)
-        offset = torch.where(sane, offset, torch.zeros_like(offset))
-    return coords.double() + offset
+    dx, dy = dark_step(at, max_offset, torch)  # the numpy decoder's step, guard included
+    return coords.double() + torch.stack([dx, dy], dim=-1)
 
 
 def decode_heatmaps_torch(
@@ -135,16 +119,8 @@ def decode_heatmaps_torch(
     scale: (N, 2) frame pixels of the crops. Returns ``keypoints`` (N, K, 2) float32 ``(x, y)``
     and ``scores`` (N, K) float32, on the same device. Options as ``decode_heatmaps``.
     """
-    if heatmaps.ndim != 4:
-        raise ValueError(f"heatmaps: expected (N, K, h, w), got {tuple(heatmaps.shape)}")
+    center, scale = check_decode_inputs(tuple(heatmaps.shape), center, scale, input_size_wh)
     n, k, h, w = heatmaps.shape
-    in_w, in_h = input_size_wh
-    if in_w * h != in_h * w:
-        raise ValueError(f"heatmaps {w}x{h} (w x h) do not share the aspect ratio of the input {in_w}x{in_h}")
-    center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
-    scale = np.asarray(scale, dtype=np.float64).reshape(-1, 2)
-    if len(center) != n or len(scale) != n:
-        raise ValueError(f"center {center.shape}, scale {scale.shape}: expected ({n}, 2) like the heatmaps")
     device = heatmaps.device
     if n == 0:
         return torch.zeros((0, k, 2), device=device), torch.zeros((0, k), device=device)
