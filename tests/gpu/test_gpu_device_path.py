@@ -24,7 +24,13 @@ from posestream.models.frame_batcher import FrameBatcher
 from posestream.runtime.torch import TorchPoseBackend
 from posestream.runtime.torch_runner import BucketedRunner
 
-from pose_synthetic import BrightSpotModel, frame_with_people, peaked_heatmaps, random_boxes_inside, textured_frame
+from pose_synthetic import (  # tests/ is on sys.path
+    BrightSpotModel,
+    frame_with_people,
+    peaked_heatmaps,
+    random_boxes_inside,
+    textured_frame,
+)
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -57,12 +63,13 @@ def test_decode_on_cuda_equals_numpy_within_0_01_px():
 def test_cuda_graph_replay_equals_eager_for_padded_and_chunked_batches():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 17, 4, stride=4), torch.nn.Sigmoid()).to(CUDA).eval()
-    runner = BucketedRunner(model, device=CUDA, dtype=torch.float32, input_size_hw=(256, 192), cuda_graphs=True,
-                            buckets=(1, 4, 8))  # fmt: skip
+    runner = BucketedRunner(model, device=CUDA, dtype=torch.float32, input_size_hw=(256, 192),
+                            cuda_graphs=True, buckets=(1, 4, 8))  # fmt: skip
     with torch.inference_mode():
         for n in (3, 8, 1, 19):  # 3 -> bucket 4 (padded), 19 -> 8 + 8 + 3 (chunks)
             x = torch.randn(n, 3, 256, 192, device=CUDA)
-            torch.testing.assert_close(runner(x).clone(), model(x))
+            expected = model(x)  # cuDNN may use TF32 and other kernels per batch size: 1e-3
+            torch.testing.assert_close(runner(x).clone(), expected, atol=1e-3, rtol=1e-3)
     assert runner.cuda_graphs and sorted(bucket for bucket, _ in runner.warmups) == [1, 4, 8]
 
 
@@ -100,5 +107,5 @@ def test_vitpose_s_bf16_compiled_with_cuda_graphs_matches_eager_fp32():
     scale = np.abs(expected).max()
     assert np.abs(got - expected).max() < 0.05 * scale  # bf16 keeps ~3 significant digits
     assert fast.runner.compiled, "torch.compile fell back to eager on this machine (see the log)"
-    numpy_way = TopDownEstimator(fast, batch_buckets=(1, 2, 4))
-    assert numpy_way.warm_up() >= 0
+    TopDownEstimator(fast, batch_buckets=(1, 2, 4)).warm_up()  # the OpenCV path's buckets: 2 is new
+    assert sorted(bucket for bucket, _ in fast.runner.warmups) == [1, 2, 4]
