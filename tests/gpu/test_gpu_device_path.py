@@ -100,12 +100,12 @@ def test_vitpose_s_bf16_compiled_with_cuda_graphs_matches_eager_fp32():
     fast_model = copy.deepcopy(model)  # a backend converts its module in place
     reference = TorchPoseBackend(model, device="cuda", dtype="fp32", compile=False, cuda_graphs=False)
     fast = TorchPoseBackend(fast_model, device="cuda", dtype="bf16", compile=True, cuda_graphs=True)
-    assert fast.warm_up((1, 4)) > 0 and fast.on_gpu
+    assert fast.warm_up((4,)) > 0 and fast.on_gpu  # batches >= 2 share one compilation (1 gets its own)
     batch = np.random.default_rng(0).standard_normal((3, 3, 256, 192)).astype(np.float32)
     expected, got = reference(batch), fast(batch)
     assert got.dtype == np.float32 and got.shape == expected.shape
     scale = np.abs(expected).max()
     assert np.abs(got - expected).max() < 0.05 * scale  # bf16 keeps ~3 significant digits
     assert fast.runner.compiled, "torch.compile fell back to eager on this machine (see the log)"
-    TopDownEstimator(fast, batch_buckets=(1, 2, 4)).warm_up()  # the OpenCV path's buckets: 2 is new
-    assert sorted(bucket for bucket, _ in fast.runner.warmups) == [1, 2, 4]
+    TopDownEstimator(fast, batch_buckets=(2, 4)).warm_up()  # the OpenCV path's buckets: 2 is new
+    assert sorted(bucket for bucket, _ in fast.runner.warmups) == [2, 4]
