@@ -37,8 +37,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 log = logging.getLogger("gpu_check")
 
 VARIANTS = ("s", "b", "l", "h")
@@ -402,7 +400,9 @@ def main() -> int:
         report["end_to_end"] = end_to_end(budget, clip, shared / DETECTOR, frames, gpu, skipped)
         if gpu:  # compiled last: the end-to-end run has compiled B already (Inductor's cache is warm)
             for variant in ("b", "s", "l", "h"):
-                report["model_only"] += model_only(budget, report["ceiling_tflops"], True, (variant,), skipped)
+                report["model_only"] += model_only(
+                    budget, report["ceiling_tflops"], True, (variant,), skipped
+                )
     finally:
         report["seconds"] = round(time.monotonic() - t_start, 1)
         (args.out_dir / "gpu_check.json").write_text(
