@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from posestream.geometry.affine import warp_crops
 from posestream.geometry.boxes import xyxy_to_center_scale
 from posestream.geometry.heatmaps import decode_heatmaps
 from posestream.geometry.torch_heatmaps import decode_heatmaps_torch
@@ -36,16 +35,20 @@ pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
 
 
-def test_warp_on_cuda_equals_opencv_within_one_grey_level():
+def test_warp_on_cuda_equals_the_cpu_warp():
+    """The CPU torch warp equals OpenCV 5 within 1 grey level (tests/unit); the GPU's OpenCV may be
+    older (fixed-point warps), so the CUDA result is held to the CPU torch result instead."""
     rng = np.random.default_rng(0)
     frames = [textured_frame(seed) for seed in range(2)]
     boxes = [random_boxes_inside(rng, 5, (480, 360)) for _ in frames]
     center, scale = xyxy_to_center_scale(np.concatenate(boxes))
-    expected = np.concatenate([warp_crops(f, *xyxy_to_center_scale(b)) for f, b in zip(frames, boxes)])
-    volume = stack_frames([torch.from_numpy(f).to(CUDA) for f in frames])
-    crops = warp_crops_torch(volume, np.repeat([0, 1], 5), center, scale)
+    index = np.repeat([0, 1], 5)
+    expected = warp_crops_torch(stack_frames([torch.from_numpy(f) for f in frames]), index, center, scale)
+    on_gpu = stack_frames([torch.from_numpy(f).to(CUDA) for f in frames])
+    crops = warp_crops_torch(on_gpu, index, center, scale)
     assert crops.device.type == "cuda"
-    assert np.abs(crops.permute(0, 2, 3, 1).cpu().numpy() - expected).max() <= 1.0
+    difference = (crops.cpu() - expected).abs()
+    assert difference.max() <= 1.0 and (difference > 0).float().mean() < 0.001
 
 
 def test_decode_on_cuda_equals_numpy_within_0_01_px():
