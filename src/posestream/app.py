@@ -104,8 +104,8 @@ def build_pose_estimator(backend, config: Config, per_frame: bool):
     compiled / captured for the batch sizes it will see, before the first frame (said in the log).
     """
     from posestream.errors import ConfigError
+    from posestream.estimation.frame_batcher import FrameBatcher
     from posestream.estimation.topdown import TopDownEstimator
-    from posestream.models.frame_batcher import FrameBatcher
 
     pose = config.pose
     on_gpu = bool(getattr(backend, "on_gpu", False))
@@ -116,7 +116,7 @@ def build_pose_estimator(backend, config: Config, per_frame: bool):
         raise ConfigError(f"pose.device_pipeline: true needs a PyTorch model (pose.variant or pose.model: "
                           f"torch:<variant>), not {backend.name}")  # fmt: skip
     if device_side:
-        from posestream.models.device_estimator import DeviceTopDownEstimator
+        from posestream.estimation.device import DeviceTopDownEstimator
 
         estimator = DeviceTopDownEstimator(backend, padding=1.25)
     else:

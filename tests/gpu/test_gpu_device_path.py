@@ -17,9 +17,9 @@ from posestream.geometry.boxes import xyxy_to_center_scale
 from posestream.geometry.heatmaps import decode_heatmaps
 from posestream.geometry.torch_heatmaps import decode_heatmaps_torch
 from posestream.geometry.torch_warp import stack_frames, warp_crops_torch
-from posestream.models.device_estimator import DeviceTopDownEstimator
-from posestream.models.estimator import TopDownEstimator
-from posestream.models.frame_batcher import FrameBatcher
+from posestream.estimation.device import DeviceTopDownEstimator
+from posestream.estimation.topdown import TopDownEstimator
+from posestream.estimation.frame_batcher import FrameBatcher
 from posestream.runtime.torch import TorchPoseBackend
 from posestream.runtime.torch_runner import BucketedRunner
 

@@ -14,8 +14,8 @@ from posestream.app import build_pipeline
 from posestream.config import load_config
 from posestream.io.video import open_source
 from posestream.models.detector import load_person_detector
-from posestream.models.device_estimator import DeviceTopDownEstimator
-from posestream.models.frame_batcher import FrameBatcher
+from posestream.estimation.device import DeviceTopDownEstimator
+from posestream.estimation.frame_batcher import FrameBatcher
 from posestream.pipeline.graph import Graph
 from posestream.runtime.torch import TorchPoseBackend
 from posestream.stages.base import StageBase

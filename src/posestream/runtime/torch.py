@@ -2,7 +2,7 @@
 
 Two ways in: ``__call__`` (numpy in, float32 numpy out: the ``PoseBackend`` protocol) and
 ``forward`` (a tensor on the backend's device in, heatmaps on the device out), which the
-device-side estimator (``posestream.models.device_estimator``) uses so crops never leave the GPU.
+device-side estimator (``posestream.estimation.device``) uses so crops never leave the GPU.
 On CUDA the fast path is on by default: ``torch.compile``, one CUDA graph per batch bucket and
 channels-last convolutions (see ``posestream.runtime.torch_runner``).
 """

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestream.models.device_estimator import DeviceTopDownEstimator
-from posestream.models.estimator import TopDownEstimator
+from posestream.estimation.device import DeviceTopDownEstimator
+from posestream.estimation.topdown import TopDownEstimator
 from posestream.runtime.torch import TorchPoseBackend
 
 from pose_synthetic import K, BrightSpotModel, frame_with_people  # tests/ is on sys.path

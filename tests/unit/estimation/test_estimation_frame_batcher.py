@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestream.models.device_estimator import DeviceTopDownEstimator
-from posestream.models.estimator import TopDownEstimator
-from posestream.models.frame_batcher import FrameBatcher
+from posestream.estimation.device import DeviceTopDownEstimator
+from posestream.estimation.topdown import TopDownEstimator
+from posestream.estimation.frame_batcher import FrameBatcher
 from posestream.runtime.torch import TorchPoseBackend
 
 from pose_synthetic import BrightSpotModel, frame_with_people  # tests/ is on sys.path
