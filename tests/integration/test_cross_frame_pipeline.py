@@ -13,7 +13,7 @@ import pytest
 from posestream.app import build_pipeline
 from posestream.config import load_config
 from posestream.io.video import open_source
-from posestream.models.detector import load_person_detector
+from posestream.detection import load_person_detector
 from posestream.estimation.device import DeviceTopDownEstimator
 from posestream.estimation.frame_batcher import FrameBatcher
 from posestream.pipeline.graph import Graph
