@@ -86,10 +86,6 @@ class TorchPoseBackend(ModelInfoAttributes):
             cuda_graphs=cuda if cuda_graphs is None else cuda_graphs, label=self.name,
         )  # fmt: skip
 
-    @property
-    def on_gpu(self) -> bool:
-        return self.device.type == "cuda"
-
     def warm_up(self, sizes: tuple[int, ...] | None = None) -> float:
         """Compile and capture ahead of the first frame (see ``BucketedRunner.warm_up``); seconds."""
         return self.runner.warm_up(sizes)
