@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
     "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
+    "biomech": ("posestream.biomech.cli", "OpenSim TRC/MOT, velocities, accelerations per track from keypoints"),
 }
 
 

@@ -8,7 +8,9 @@ the file atomically. Codec H.264 (libx264, bundled in PyAV's FFmpeg), pixel form
 browsers decode), frame times copied from the source's pts.
 
 Keypoints: one JSON object per line and per frame, written with a single ``write`` and flushed, so
-a killed run leaves whole lines only (a reader may drop a final partial line at worst).
+a killed run leaves whole lines only (a reader may drop a final partial line at worst). ``pts`` is
+written in full (the shortest decimal that reads back as the same float), so downstream outputs
+keep exact frame times even at 240 fps, where 1/240 s has no short decimal form.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ class KeypointJsonlWriter:
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
-        line = {"frame": frame_index, "pts": round(pts, 6), "people": poses_to_records(poses), **self.extra}
+        line = {"frame": frame_index, "pts": float(pts), "people": poses_to_records(poses), **self.extra}
         self._file.write(json.dumps(line, separators=(",", ":")) + "\n")  # one write: whole lines only
         self._file.flush()
 
@@ -217,7 +219,7 @@ class KeypointCsvWriter:
 
     def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
         for person in poses_to_records(poses):
-            row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
+            row = [frame_index, float(pts), person["track_id"], *person["box_xyxy"]]
             for kp in person["keypoints"]:
                 row += kp
             row += [None] * (self._num_keypoint_cols - (len(row) - 7))  # boxes only: empty cells
