@@ -153,3 +153,41 @@ def observe(keypoints: np.ndarray, *, noise_px: float = 1.5, seed: int = 0,
     noisy = keypoints + rng.normal(0.0, noise_px, keypoints.shape)
     scores = np.clip(score + rng.normal(0.0, 0.03, keypoints.shape[:2]), 0.0, 1.0)
     return noisy.astype(np.float32), scores.astype(np.float32)
+
+
+def write_keypoints_jsonl(path, pts, keypoints, scores, track_id: int = 1, absent=()) -> None:
+    """A keypoints file in ``posestream run --out-json`` form: one line per frame of ``pts``, one person
+    (``track_id``) per line except in the frame indices of ``absent``. Written with json directly."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, t in enumerate(pts):
+            people = []
+            if i not in absent:
+                kp = keypoints[i]
+                box = [float(kp[:, 0].min() - 20), float(kp[:, 1].min() - 30), float(kp[:, 0].max() + 20),
+                       float(kp[:, 1].max() + 10)]  # fmt: skip
+                kps = np.concatenate([kp, scores[i][:, None]], axis=1)
+                people.append({"track_id": track_id, "box_xyxy": box, "keypoints": kps.tolist()})
+            fh.write(json.dumps({"frame": i, "pts": float(t), "people": people}) + "\n")
+
+
+def squat_keypoints_for_clip(path, pts, bottoms, *, period_s: float, hold_s: float, scale: float = 1.0,
+                             offset=(0.0, 0.0), seed: int = 0) -> np.ndarray:  # fmt: skip
+    """A squatting person for each frame time in ``pts`` (a real clip's), written to ``path``.
+
+    The rep profile is sampled at the clip's own times (its frame rate), the figure scaled by
+    ``scale`` about the ankles and moved by ``offset`` pixels. Returns the knee angle per frame.
+    """
+    pts = np.asarray(pts, np.float64)
+    fps = 1.0 / float(np.median(np.diff(pts)))
+    t, knee, _ = rep_profile(list(bottoms), top=172.0, fps=fps, period_s=period_s, hold_s=hold_s)
+    idx = np.minimum(np.searchsorted(t, pts - pts[0] - 1e-9), len(t) - 1)
+    knee = knee[idx]
+    origin = np.array([320.0, 420.0])
+    frames = np.stack([squat_frame(k, k, 20.0 * depth(np.array([k]), 172.0, 80.0)[0], origin=tuple(origin))
+                       for k in knee])  # fmt: skip
+    frames = (frames - origin) * scale + origin + np.asarray(offset)
+    kp, sc = observe(frames, seed=seed, noise_px=1.5 * scale)
+    write_keypoints_jsonl(path, pts, kp, sc)
+    return knee

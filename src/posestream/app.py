@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from posestream.config import Config
+from posestream.errors import InputError
 from posestream.io.video import SourceInfo, open_source
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
@@ -19,10 +20,11 @@ from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
 from posestream.stages.sinks import KeypointSink, VideoSink
+from posestream.types import COCO_KEYPOINTS
 
 __all__ = [
-    "Pipeline", "Models", "build_pipeline", "build_pose_backend", "build_pose_estimator", "load_models",
-    "thread_budget", "RANDOM_BANNER",
+    "Pipeline", "Models", "Processing", "build_pipeline", "build_processing", "build_pose_backend",
+    "build_pose_estimator", "load_models", "thread_budget", "RANDOM_BANNER",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class Pipeline:
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
     # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
     resources: dict[str, str] = field(default_factory=dict)
+    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,115 @@ def build_pose_estimator(backend, config: Config, per_frame: bool):
     return estimator, batcher
 
 
+@dataclass
+class Processing:
+    """The per-frame analysis stages, in order: (detect, track, pose) or replay, then smooth and
+    exercise. The graph runs them on threads; ``posestream.PoseTracker`` calls them in line."""
+
+    stages: list
+    models: Models
+    model_name: str | None = None
+    random_weights: bool = False
+    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_processing(config: Config, models: Models | None = None, *, budget: ThreadBudget | None = None,
+                     workers: int = 1, live: bool = True) -> Processing:  # fmt: skip
+    """Build the analysis stages of ``config``. Raises InputError subclasses for bad user input.
+
+    models: already loaded models (see ``build_pipeline``); budget: the run's CPU thread budget
+    (default: the config's, for ``workers`` pose workers); workers: copies of the pose stage; live:
+    frames come one at a time (no cross-frame batches), as in a live source or ``PoseTracker``.
+    """
+    stages: list = []
+    extras: dict[str, Any] = {}
+    replay = config.pose.keypoints_from
+    if config.output.reps and not config.exercise.name:  # cheap checks first, before any model loads
+        raise InputError("--out-reps needs --exercise (which exercise to count)")
+    if config.exercise.name and not replay and not config.tracker.enabled:
+        raise InputError("--exercise counts reps per tracked person: it needs tracker.enabled: true")
+    if replay:
+        if config.pose.model or config.pose.variant:
+            raise InputError("--keypoints-from replays an earlier run's poses: give no pose model with it")
+        from posestream.io.keypoints import read_keypoint_frames
+        from posestream.stages.replay import ReplayStage
+
+        frames = read_keypoint_frames(replay)
+        num_k = max((f.poses.keypoints.shape[1] for f in frames), default=len(COCO_KEYPOINTS))
+        stages.append(ReplayStage(frames, replay, num_k))
+        models = Models()
+        names = COCO_KEYPOINTS if num_k == len(COCO_KEYPOINTS) else tuple(f"keypoint_{i}" for i in range(num_k))
+    else:
+        budget = budget or thread_budget(config, workers=workers)
+        models = models if models is not None else load_models(config, budget)
+        names = tuple(models.pose.keypoint_names) if models.pose is not None else COCO_KEYPOINTS
+        _model_stages(config, models, budget, workers, live, stages, extras)
+    backend = models.pose
+    if (backend is not None or replay) and config.smooth.filter != "none":
+        from posestream.stages.smooth import SmoothStage
+
+        stages.append(SmoothStage(_build_smoother(config)))
+    if config.exercise.name:
+        from posestream.exercises import ExerciseAnalyzer, load_exercise
+        from posestream.stages.exercise import ExerciseStage
+
+        e = config.exercise
+        try:
+            analyzer = ExerciseAnalyzer(load_exercise(e.name), score_threshold=e.score_threshold,
+                                        forget_after_s=e.forget_after_s, keypoint_names=names)  # fmt: skip
+        except ValueError as exc:
+            raise InputError(f"--exercise {e.name}: {exc}") from None
+        extras["exercise"] = ExerciseStage(analyzer, config.output.reps)
+        stages.append(extras["exercise"])
+    random_weights = bool(getattr(backend, "random_weights", False))
+    model_name = backend.name if backend is not None else (f"replay of {replay}" if replay else None)
+    return Processing(stages, models, model_name, random_weights, names, extras)
+
+
+def _model_stages(config: Config, models: Models, budget: ThreadBudget, workers: int, live: bool,
+                  stages: list, extras: dict[str, Any]) -> None:  # fmt: skip
+    """Detect, track and pose stages of the loaded ``models``, appended to ``stages``."""
+    backend, detector = models.pose, models.detector
+    keypoint_boxes = None
+    if detector is not None:
+        from posestream.stages.detect import DetectStage
+
+        schedule = None
+        if config.detector.keypoint_boxes and backend is not None and config.tracker.enabled:
+            from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
+
+            schedule = DetectionSchedule(config.detector.detect_every)
+            keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
+                                           min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
+        stages.append(DetectStage(detector, config.detector.detect_every, schedule=schedule))
+        if config.tracker.enabled:
+            from posestream.stages.track import TrackStage
+
+            stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
+    if backend is not None:
+        from posestream.stages.pose import PoseStage
+
+        # Each frame alone with parallel workers or keypoint-driven boxes (they need the previous
+        # frame's keypoints first) and for live sources; else cross-frame batches where configured.
+        per_frame = live or workers > 1 or keypoint_boxes is not None
+        extras["estimator"], batcher = build_pose_estimator(backend, config, per_frame)
+        if workers > 1:  # one backend each, each with its own share of the budget
+            from posestream.estimation.topdown import TopDownEstimator
+            from posestream.pipeline.graph import Parallel
+
+            buckets = _batch_buckets(config, backend)
+            estimators = [extras["estimator"]] + [
+                TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
+                for i in range(1, workers)
+            ]
+            copies = iter(estimators)
+            stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
+        else:
+            stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes, batcher=batcher))
+            extras["keypoint_boxes"] = keypoint_boxes
+
+
 def build_pipeline(
     source_spec: str,
     config: Config,
@@ -151,61 +263,20 @@ def build_pipeline(
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
     """
     src_cfg = config.source
+    _check_replay_outputs(config)
     budget = thread_budget(config)  # planned before opening: the decoder gets its share
     reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
                          threads=budget["decode"])  # fmt: skip
     try:
         info = reader.info
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
-        stages: list = []
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
             budget = thread_budget(config, workers=1)
-        models = models if models is not None else load_models(config, budget)
-        backend, detector = models.pose, models.detector
-        random_weights = bool(getattr(backend, "random_weights", False))
-        keypoint_boxes = None
-        if detector is not None:
-            from posestream.stages.detect import DetectStage
-
-            schedule = None
-            if config.detector.keypoint_boxes and backend is not None and config.tracker.enabled:
-                from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
-
-                schedule = DetectionSchedule(config.detector.detect_every)
-                keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
-                                               min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
-            stages.append(DetectStage(detector, config.detector.detect_every, schedule=schedule))
-            if config.tracker.enabled:
-                from posestream.stages.track import TrackStage
-
-                stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
-        extras: dict[str, Any] = {}
-        if backend is not None:
-            from posestream.stages.pose import PoseStage
-
-            # Each frame alone with parallel workers or keypoint-driven boxes (they need the previous
-            # frame's keypoints first) and for live sources; else cross-frame batches where configured.
-            per_frame = live or workers > 1 or keypoint_boxes is not None
-            extras["estimator"], batcher = build_pose_estimator(backend, config, per_frame)
-            if workers > 1:  # one backend each, each with its own share of the budget
-                from posestream.estimation.topdown import TopDownEstimator
-                from posestream.pipeline.graph import Parallel
-
-                buckets = _batch_buckets(config, backend)
-                estimators = [extras["estimator"]] + [
-                    TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
-                    for i in range(1, workers)
-                ]
-                copies = iter(estimators)
-                stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
-            else:
-                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes, batcher=batcher))
-                extras["keypoint_boxes"] = keypoint_boxes
-            if config.smooth.filter != "none":
-                from posestream.stages.smooth import SmoothStage
-
-                stages.append(SmoothStage(_build_smoother(config)))
+        processing = build_processing(config, models, budget=budget, workers=workers, live=live)
+        stages = list(processing.stages)
+        random_weights = processing.random_weights
+        extras: dict[str, Any] = dict(processing.extras)
         out = config.output
         if config.render.enabled and (out.video or extra_stages):
             r = config.render
@@ -226,14 +297,29 @@ def build_pipeline(
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
         source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
-        model_name = backend.name if backend is not None else None
-        resources = _describe_resources(backend, detector, config)
+        resources = _describe_resources(processing.models.pose, processing.models.detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
-        return Pipeline(graph, info, live, model_name, random_weights, extras, resources)
+        return Pipeline(graph, info, live, processing.model_name, random_weights, extras, resources,
+                        processing.keypoint_names)  # fmt: skip
     except BaseException:
         reader.close()
         raise
+
+
+def _check_replay_outputs(config: Config) -> None:
+    """A replay must not write over the file it reads (it would be truncated before it is read)."""
+    replay = config.pose.keypoints_from
+    if not replay:
+        return
+    from pathlib import Path
+
+    out = config.output
+    for flag, path in (("--out-json", out.json), ("--out-csv", out.csv), ("--out-video", out.video),
+                       ("--out-reps", out.reps)):  # fmt: skip
+        if path and Path(path).resolve() == Path(replay).resolve():
+            raise InputError(f"--keypoints-from {replay} is also the {flag} output: it would be overwritten "
+                             "while it is read; choose another output path")
 
 
 def _describe_resources(backend, detector, config: Config) -> dict[str, str]:

@@ -54,13 +54,24 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
+    run.add_argument("--out-biomech", metavar="DIR",
+                     help="per track after the run: OpenSim TRC (markers) and MOT (angles), velocities and "
+                          "accelerations CSV, plot (see --person-height, --scale-points, --max-gap)")  # fmt: skip
+    run.add_argument("--keypoints-from", metavar="JSONL",
+                     help="replay an earlier run's keypoints (its --out-json) instead of running the models: "
+                          "re-render, re-smooth, re-analyse")  # fmt: skip
+    run.add_argument("--exercise", metavar="NAME|YAML",
+                     help="count reps and give form cues: squat, push_up, lunge, biceps_curl or a YAML file")
+    run.add_argument("--out-reps", metavar="JSONL", help="rep events as JSON Lines (with --exercise)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     from posestream.analytics.cli import add_angle_options
+    from posestream.biomech.cli import add_biomech_options
 
     add_angle_options(run)
+    add_biomech_options(run)
 
     sub.add_parser("info", help="versions, onnxruntime providers, GPU availability")
 
@@ -96,23 +107,18 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, help="stop after N frames")
 
 
-def config_from_args(args: argparse.Namespace, extra: dict | None = None):
-    """The Config that `add_pipeline_options` flags (and ``extra`` dotted keys, None = unset) describe."""
-    from posestream.config import apply_overrides, load_config
+def config_from_args(args: argparse.Namespace, extra: dict | None = None, **settings):
+    """The Config that `add_pipeline_options` flags describe, then ``settings`` (more flags, by their
+    API names: ``out_video=...``) and ``extra`` dotted keys; None = unset. Flags map to config keys
+    through the API's table (``posestream.api.SHORTCUTS``), so `run` and ``posestream.track`` agree."""
+    from posestream.api import make_config
+    from posestream.config import apply_overrides
 
-    config = load_config(args.config, args.overrides)
-    flags = {
-        "detector.model": args.detector,
-        "pose.model": args.pose_model,
-        "pose.variant": args.variant,
-        "pose.weights": args.weights,
-        "pose.precision": args.precision,
-        "pose.calibration": args.calibration,
-        "smooth.filter": args.smooth,
-        "source.max_frames": args.max_frames,
-        **(extra or {}),
-    }
-    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
+    config = make_config(args.config, args.overrides, detector=args.detector, pose=args.pose_model,
+                         variant=args.variant, weights=args.weights, precision=args.precision,
+                         calibration=args.calibration, smooth=args.smooth, max_frames=args.max_frames,
+                         **settings)  # fmt: skip
+    config = apply_overrides(config, {k: v for k, v in (extra or {}).items() if v is not None})
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
     return config
@@ -166,13 +172,16 @@ def _run(args: argparse.Namespace) -> int:
     from posestream.app import RANDOM_BANNER, build_pipeline
     from posestream.config import apply_overrides
 
-    outputs = {"output.video": args.out_video, "output.json": args.out_json, "output.csv": args.out_csv}
-    config = config_from_args(args, {**outputs, "source.realtime": True if args.realtime else None})
+    config = config_from_args(
+        args, out_video=args.out_video, out_json=args.out_json, out_csv=args.out_csv, out_reps=args.out_reps,
+        keypoints_from=args.keypoints_from, exercise=args.exercise, realtime=True if args.realtime else None,
+    )  # fmt: skip
     if args.show:
         _check_gui()
     angles_from = None
-    if args.out_angles:  # the angle report reads the keypoints file once the run has written it
-        angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
+    report_dir = args.out_angles or args.out_biomech
+    if report_dir:  # the reports read the keypoints file once the run has written it
+        angles_from = config.output.json or str(Path(report_dir) / "keypoints.jsonl")
         config = apply_overrides(config, {"output.json": angles_from})
 
     extra, server, serve_sink = [], None, None
@@ -202,14 +211,37 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
-    if angles_from is not None:
+    _print_reps(pipeline)
+    if angles_from is not None and args.out_angles:
         from posestream.analytics.cli import write_angle_report
 
         csv_path, plots, rows = write_angle_report(
             angles_from, args.out_angles, threshold=args.angle_threshold, zero_phase_hz=args.zero_phase_hz
         )
         print(f"angles: {csv_path} ({rows} rows), {len(plots)} plot(s)", file=sys.stderr)
+    if angles_from is not None and args.out_biomech:
+        from posestream.biomech.cli import write_from_args
+
+        summary = write_from_args(angles_from, args.out_biomech, args)
+        print(f"biomech: {len(summary['tracks'])} track(s) in {args.out_biomech} ({summary['units']})",
+              file=sys.stderr)  # fmt: skip
     return code
+
+
+def _print_reps(pipeline) -> None:
+    sink = pipeline.extras.get("exercise")
+    if sink is None:
+        return
+    from collections import Counter
+
+    if not sink.totals:
+        print("reps: none counted", file=sys.stderr)
+    for tid, reps in sorted(sink.totals.items()):
+        cues = Counter(sink.cues.get(tid, []))
+        said = ", ".join(f"{c} x{n}" for c, n in cues.most_common()) or "no cues"
+        print(f"reps: track {tid}: {reps} ({said})", file=sys.stderr)
+    if sink.writer is not None:
+        print(f"rep events: {sink.writer.path}", file=sys.stderr)
 
 
 def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None] | None = None) -> int:

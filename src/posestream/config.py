@@ -23,7 +23,8 @@ from posestream.errors import ConfigError
 
 __all__ = [
     "Config", "SourceConfig", "PipelineConfig", "DetectorConfig", "TrackerConfig", "PoseConfig",
-    "SmoothConfig", "RenderConfig", "OutputConfig", "load_config", "preset_names", "apply_overrides",
+    "SmoothConfig", "RenderConfig", "ExerciseConfig", "OutputConfig", "load_config", "preset_names",
+    "apply_overrides",
 ]  # fmt: skip
 
 
@@ -124,6 +125,9 @@ class PoseConfig:
     cross_frame_crops: int = 64  # a batch runs once it holds this many people (a CUDA-graph bucket)...
     cross_frame_frames: int = 32  # ...or this many frames...
     cross_frame_wait_s: float = 0.5  # ...or when its oldest frame has waited this long (checked per frame)
+    # Replay: poses from an earlier run's keypoints JSON Lines (matched by frame index, checked by
+    # pts) instead of detector + tracker + model; smoothing, rendering and analyses run again.
+    keypoints_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +153,20 @@ class RenderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ExerciseConfig:
+    """Rep counting and form cues (posestream.exercises) for every tracked person."""
+
+    name: str | None = None  # built-in (squat, push_up, lunge, biceps_curl) or a YAML file; None = off
+    score_threshold: float = 0.3  # keypoints below this never move a phase nor fire a cue
+    forget_after_s: float = 5.0  # a track unseen this long loses its count
+
+
+@dataclass(frozen=True, slots=True)
 class OutputConfig:
     video: str | None = None
     json: str | None = None
     csv: str | None = None
+    reps: str | None = None  # rep events as JSON Lines (one line per completed rep), with exercise.name
     crf: int = 20  # H.264 quality: lower = better and bigger
     preset: str = "veryfast"
 
@@ -166,6 +180,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    exercise: ExerciseConfig = field(default_factory=ExerciseConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

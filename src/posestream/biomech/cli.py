@@ -28,7 +28,7 @@ def add_biomech_options(parser: argparse.ArgumentParser) -> None:
                              "lengths over the clip, as Sports2D); default: pixels")  # fmt: skip
     parser.add_argument("--height-track", type=int, metavar="ID",
                         help="track id measured by --person-height (default: the track seen most)")  # fmt: skip
-    parser.add_argument("--calibration", metavar="X1,Y1,X2,Y2,M",
+    parser.add_argument("--scale-points", metavar="X1,Y1,X2,Y2,M",
                         help="two image points (pixels) and their distance in metres: outputs in metres")
     parser.add_argument("--max-gap", type=int, default=10, metavar="N",
                         help="interpolate gaps of up to N frames, flagged in the CSV (default 10; 0 = none)")
@@ -37,7 +37,7 @@ def add_biomech_options(parser: argparse.ArgumentParser) -> None:
 def write_from_args(keypoints: str | Path, out_dir: str | Path, args: argparse.Namespace) -> dict:
     """Run the biomechanics report with the options of add_biomech_options / add_angle_options."""
     from posestream.biomech.report import write_biomech_report  # scipy, matplotlib: lazy
-    from posestream.biomech.scaling import parse_calibration
+    from posestream.biomech.scaling import parse_scale_points
     from posestream.errors import InputError
 
     if args.max_gap < 0:
@@ -46,7 +46,7 @@ def write_from_args(keypoints: str | Path, out_dir: str | Path, args: argparse.N
     return write_biomech_report(
         keypoints, out_dir, threshold=args.angle_threshold, max_gap=args.max_gap, cutoff_hz=cutoff or None,
         person_height_m=args.person_height, height_track=args.height_track,
-        calibration=parse_calibration(args.calibration) if args.calibration else None,
+        scale_points=parse_scale_points(args.scale_points) if args.scale_points else None,
     )
 
 

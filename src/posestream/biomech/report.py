@@ -6,7 +6,7 @@ Steps, per track (``track_id >= 0``; untracked people cannot be followed and are
    (a frame where the track is absent is a gap, as is a keypoint scoring below ``threshold``).
 2. Scale (``scaling``): ``person_height_m`` measures the track seen in the most frames, unless
    ``height_track`` names another, and that one scale serves every track (one camera, one plane);
-   or a two-point ``calibration``; else pixels. Units are said in every file.
+   or two image points a known distance apart (``scale_points``); else pixels. Units are said in every file.
 3. Gaps of at most ``max_gap`` frames are interpolated in time (``gaps``) and flagged.
 4. Zero-phase low-pass at ``cutoff_hz`` (Butterworth forward-backward, ``smooth_zero_phase``:
    defined in Hz, resampled on the real pts, so 30 and 240 fps footage get the same filter);
@@ -59,7 +59,7 @@ class Scale:
 
     m_per_px: float = 1.0
     units: str = "px"
-    method: str = "none"  # none | person_height | calibration
+    method: str = "none"  # none | person_height | scale_points
     details: dict = field(default_factory=dict)
 
 
@@ -120,13 +120,13 @@ def track_series(frames: list[KeypointFrame]) -> dict[int, TrackSeries]:
 
 
 def choose_scale(tracks: dict[int, TrackSeries], *, threshold: float, person_height_m: float | None = None,
-                 height_track: int | None = None, calibration=None) -> Scale:  # fmt: skip
+                 height_track: int | None = None, scale_points=None) -> Scale:  # fmt: skip
     """The one scale of the clip (see the module docstring, step 2)."""
-    if person_height_m is not None and calibration is not None:
-        raise InputError("give either --person-height or --calibration, not both")
-    if calibration is not None:
-        p1, p2, distance = calibration
-        return Scale(scale_from_points(p1, p2, distance), "m", "calibration",
+    if person_height_m is not None and scale_points is not None:
+        raise InputError("give either --person-height or --scale-points, not both")
+    if scale_points is not None:
+        p1, p2, distance = scale_points
+        return Scale(scale_from_points(p1, p2, distance), "m", "scale_points",
                      {"points_px": [list(p1), list(p2)], "distance_m": distance})  # fmt: skip
     if person_height_m is None:
         return Scale()
@@ -261,7 +261,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def write_biomech_report(keypoints: str | Path, out_dir: str | Path, *, threshold: float = 0.3,
                          max_gap: int = 10, cutoff_hz: float | None = 6.0, person_height_m: float | None = None,
-                         height_track: int | None = None, calibration=None,
+                         height_track: int | None = None, scale_points=None,
                          names: tuple[str, ...] = COCO_KEYPOINTS) -> dict:  # fmt: skip
     """Read a keypoints file and write every track's files (module docstring). Returns the summary."""
     frames = read_keypoint_frames(keypoints)
@@ -273,7 +273,7 @@ def write_biomech_report(keypoints: str | Path, out_dir: str | Path, *, threshol
             raise InputError(f"--zero-phase-hz {cutoff_hz:g}: must be > 0 and below half the frame rate "
                              f"({fs / 2:.4g} Hz for this {fs:.4g} fps clip)")  # fmt: skip
     scale = choose_scale(tracks, threshold=threshold, person_height_m=person_height_m,
-                         height_track=height_track, calibration=calibration)  # fmt: skip
+                         height_track=height_track, scale_points=scale_points)  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"keypoints": str(keypoints), "units": scale.units, "m_per_px": scale.m_per_px,

@@ -1,4 +1,5 @@
-"""Pixels to metres: from the person's height, or from two points a known distance apart.
+"""Pixels to metres: from the person's height, or from two points a known distance apart (a
+two-point calibration; the flag is ``--scale-points``, as ``--calibration`` names int8 pictures).
 
 Height (after Sports2D, which scales its 2D output the same way): the person's height in pixels
 is the sum of median segment lengths over the clip, each median taken over the frames where both
@@ -28,7 +29,7 @@ import numpy as np
 from posestream.errors import InputError
 from posestream.types import COCO_KEYPOINTS
 
-__all__ = ["height_px", "scale_from_height", "scale_from_points", "parse_calibration", "to_world",
+__all__ = ["height_px", "scale_from_height", "scale_from_points", "parse_scale_points", "to_world",
            "ANKLE_HEIGHT_FRACTION", "HEAD_FACTOR"]  # fmt: skip
 
 ANKLE_HEIGHT_FRACTION = 0.039  # floor to ankle, fraction of standing height (Winter)
@@ -81,7 +82,7 @@ def scale_from_height(keypoints: np.ndarray, scores: np.ndarray, height_m: float
     missing = [k for k, v in segments.items() if k != "ankle_to_head" and not math.isfinite(v)]
     if missing:
         raise InputError(f"--person-height: the {', '.join(missing)} segment(s) are never visible (score >= "
-                         f"{threshold}) for this person; use --calibration instead")  # fmt: skip
+                         f"{threshold}) for this person; use --scale-points instead")  # fmt: skip
     return (1.0 - ANKLE_HEIGHT_FRACTION) * height_m / segments["ankle_to_head"], segments
 
 
@@ -89,20 +90,20 @@ def scale_from_points(p1: tuple[float, float], p2: tuple[float, float], distance
     """Metres per pixel from two image points ``distance_m`` apart."""
     px = math.dist(p1, p2)
     if not (math.isfinite(distance_m) and distance_m > 0):
-        raise InputError(f"--calibration: the distance must be > 0 metres, got {distance_m}")
+        raise InputError(f"--scale-points: the distance must be > 0 metres, got {distance_m}")
     if not (math.isfinite(px) and px > 0):
-        raise InputError(f"--calibration: the two points must differ, got {p1} and {p2}")
+        raise InputError(f"--scale-points: the two points must differ, got {p1} and {p2}")
     return distance_m / px
 
 
-def parse_calibration(text: str) -> tuple[tuple[float, float], tuple[float, float], float]:
+def parse_scale_points(text: str) -> tuple[tuple[float, float], tuple[float, float], float]:
     """``"x1,y1,x2,y2,metres"`` -> ((x1, y1), (x2, y2), metres). InputError naming the flag."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
     if len(values) != 5 or not all(math.isfinite(v) for v in values):
-        raise InputError(f"--calibration '{text}': expected X1,Y1,X2,Y2,METRES (two image points in pixels "
+        raise InputError(f"--scale-points '{text}': expected X1,Y1,X2,Y2,METRES (two image points in pixels "
                          "and the distance between them in metres), e.g. 100,900,1100,900,2.5")  # fmt: skip
     x1, y1, x2, y2, d = values
     return (x1, y1), (x2, y2), d

@@ -29,7 +29,7 @@ import numpy as np
 from posestream.errors import InputError
 from posestream.types import COCO_KEYPOINTS, Poses
 
-__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records"]
+__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "JsonLinesWriter", "poses_to_records"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,22 @@ class KeypointJsonlWriter:
     def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
         line = {"frame": frame_index, "pts": float(pts), "people": poses_to_records(poses), **self.extra}
         self._file.write(json.dumps(line, separators=(",", ":")) + "\n")  # one write: whole lines only
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class JsonLinesWriter:
+    """One JSON object per ``write``, as one line written at once and flushed (whole lines only)."""
+
+    def __init__(self, path: str | Path, what: str = "JSON") -> None:
+        self.path = _prepare_path(path, what)
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, obj: dict) -> None:
+        self._file.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
         self._file.flush()
 
     def close(self) -> None:

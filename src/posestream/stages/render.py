@@ -6,13 +6,14 @@ import time
 
 from posestream.stages.base import StageBase
 from posestream.types import Packet
-from posestream.visual.draw import draw_hud, draw_poses
+from posestream.visual.draw import draw_exercise, draw_hud, draw_poses, exercise_hud_lines
 
 __all__ = ["RenderStage"]
 
 
 class RenderStage(StageBase):
-    """HUD: fps measured here (moving average over arrivals), capture-to-render latency, people.
+    """HUD: fps measured here (moving average over arrivals), capture-to-render latency, people;
+    with an exercise, one line per tracked person (reps, phase, last cues) and the same under their box.
 
     banner: an extra first HUD line (e.g. the random-weights warning), drawn even with hud=False.
     """
@@ -33,6 +34,8 @@ class RenderStage(StageBase):
         poses = packet.people
         if poses is not None:
             draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes)
+        if packet.exercise is not None:
+            draw_exercise(image, poses, packet.exercise)
         now = time.monotonic()
         if self._t_last is not None:
             dt = now - self._t_last
@@ -44,6 +47,8 @@ class RenderStage(StageBase):
             latency_ms = (now - packet.frame.t_capture) * 1e3
             people = len(poses) if poses is not None else 0
             lines += [f"{fps:5.1f} fps  latency {latency_ms:4.0f} ms", f"frame {packet.index}  people {people}"]
+        if packet.exercise is not None:  # reps are the point of an exercise run: shown even with hud=False
+            lines += exercise_hud_lines(packet.exercise)
         draw_hud(image, lines)
         return packet.with_(annotated=image)
 

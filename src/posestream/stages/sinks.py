@@ -54,3 +54,4 @@ class KeypointSink(StageBase):
         for writer in (self.jsonl, self.csv):
             if writer is not None:
                 writer.close()
+

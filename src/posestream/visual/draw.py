@@ -12,9 +12,9 @@ import colorsys
 import cv2
 import numpy as np
 
-from posestream.types import COCO_SKELETON, Poses
+from posestream.types import COCO_SKELETON, ExerciseFrame, Poses
 
-__all__ = ["track_color", "draw_poses", "draw_hud"]
+__all__ = ["track_color", "draw_poses", "draw_hud", "draw_exercise", "exercise_hud_lines"]
 
 UNTRACKED_BGR = (200, 200, 200)
 
@@ -84,4 +84,40 @@ def draw_hud(image: np.ndarray, lines: list[str]) -> np.ndarray:
     for j, text in enumerate(lines):
         org = (round(8 * scale), (j + 1) * line_h)
         cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return image
+
+
+CUE_BGR = (60, 170, 255)  # orange: a form cue
+
+
+def exercise_hud_lines(exercise: ExerciseFrame) -> list[str]:
+    """HUD lines: one per tracked person, ``squat #3: 4 reps, bottom | go deeper``."""
+    lines = []
+    for s in exercise.people:
+        cue = f" | {', '.join(s.cues)}" if s.cues else ""
+        lines.append(f"{exercise.exercise} #{s.track_id}: {s.reps} reps, {s.phase}{cue}")
+    return lines
+
+
+def draw_exercise(image: np.ndarray, poses: Poses | None, exercise: ExerciseFrame) -> np.ndarray:
+    """Under each tracked person's box: the rep count and phase, and the last rep's cues; in place."""
+    if poses is None:
+        return image
+    scale = max(0.6, max(image.shape[:2]) / 1100.0)
+    thick = max(1, round(2 * scale))
+    rows = {int(t): i for i, t in enumerate(poses.track_id.tolist())}
+    h, w = image.shape[:2]
+    for s in exercise.people:
+        i = rows.get(s.track_id)
+        if i is None:
+            continue
+        x1, _, _, y2 = (int(round(v)) for v in poses.xyxy[i])
+        lines = [(f"{s.reps} reps  {s.phase}", track_color(s.track_id))] + [(c, CUE_BGR) for c in s.cues]
+        y = min(max(y2, 0), h - 1)
+        for text, color in lines:
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            y = min(y + th + base + 4, h - base)
+            x = min(max(x1, 0), max(0, w - tw - 4))
+            cv2.rectangle(image, (x, y - th - base), (x + tw + 4, y + base // 2), (0, 0, 0), -1)
+            cv2.putText(image, text, (x + 2, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
     return image

@@ -17,7 +17,7 @@ from posestream.biomech.gaps import fill_gaps
 from posestream.biomech.opensim import write_mot, write_trc
 from posestream.biomech.report import write_biomech_report
 from posestream.biomech.scaling import (
-    ANKLE_HEIGHT_FRACTION, HEAD_FACTOR, parse_calibration, scale_from_height, scale_from_points, to_world,
+    ANKLE_HEIGHT_FRACTION, HEAD_FACTOR, parse_scale_points, scale_from_height, scale_from_points, to_world,
 )  # fmt: skip
 from posestream.errors import InputError
 from posestream.types import COCO_KEYPOINTS
@@ -78,10 +78,10 @@ def test_height_scaling_uses_median_segments_and_resists_outliers():
 
 def test_two_point_calibration_and_world_axes():
     assert scale_from_points((0, 0), (300, 400), 2.5) == pytest.approx(0.005)
-    assert parse_calibration("0,0,300,400,2.5") == ((0, 0), (300, 400), 2.5)
+    assert parse_scale_points("0,0,300,400,2.5") == ((0, 0), (300, 400), 2.5)
     for bad in ("1,2,3", "a,b,c,d,e", "0,0,0,0,nan"):
         with pytest.raises(InputError, match="X1,Y1,X2,Y2,METRES"):
-            parse_calibration(bad)
+            parse_scale_points(bad)
     with pytest.raises(InputError, match="must differ"):
         scale_from_points((5, 5), (5, 5), 1.0)
     np.testing.assert_allclose(to_world(np.array([[100.0, 50.0]]), 0.01), [[1.0, -0.5, 0.0]])  # Y up
@@ -172,8 +172,8 @@ def test_pixels_without_scale_and_cli_errors(tmp_path, capsys):
     ankle = read_trc(tmp_path / "px" / "track_4.trc").xyz[0, KP["left_ankle"]]
     assert ankle[1] == pytest.approx(-kp[0, KP["left_ankle"], 1], abs=2) and ankle[2] == 0
     for args, message in [
-        (["--calibration", "1,2,3"], "X1,Y1,X2,Y2,METRES"),
-        (["--person-height", "1.7", "--calibration", "0,0,1,1,1"], "not both"),
+        (["--scale-points", "1,2,3"], "X1,Y1,X2,Y2,METRES"),
+        (["--person-height", "1.7", "--scale-points", "0,0,1,1,1"], "not both"),
         (["--zero-phase-hz", "20"], "below half the frame rate"),
         (["--max-gap", "-1"], "--max-gap"),
     ]:
