@@ -43,6 +43,7 @@ import numpy as np
 
 from posestream.config import Config, apply_overrides, load_config
 from posestream.errors import ConfigError
+from posestream.pipeline.graph import Many, Parallel, StageContext
 from posestream.types import COCO_KEYPOINTS, ExerciseFrame, Frame, Packet, Poses
 
 __all__ = ["track", "PoseTracker", "TrackStream", "Result", "Person", "make_config", "SHORTCUTS"]
@@ -211,7 +212,7 @@ class _ResultSink:
         self.queue: queue.Queue = queue.Queue(maxsize=capacity)
         self.closed = threading.Event()
 
-    def open(self, *args: object) -> None:
+    def open(self, ctx: StageContext) -> None:
         pass
 
     def process(self, packet: Packet) -> Packet:
@@ -367,10 +368,12 @@ class PoseTracker:
         self._index = 0
         self._t0: float | None = None
         self._last_t: float | None = None
+        self.stop_requested = False  # a stage asked to stop (as a closed window would in the graph)
 
     @property
     def stages(self) -> list:
-        return list(self._processing.stages)
+        """The stages run in line (of a ``Parallel`` stage, one copy: frames come one at a time)."""
+        return [s.replicas[0] if isinstance(s, Parallel) else s for s in self._processing.stages]
 
     def __call__(self, frame_bgr: np.ndarray, t: float | None = None) -> Result:
         image = np.asarray(frame_bgr)
@@ -385,17 +388,27 @@ class PoseTracker:
             raise ValueError(f"PoseTracker: t must increase from call to call (seconds), got {t} after "
                              f"{self._last_t}")  # fmt: skip
         if not self._opened:
-            for stage in self._processing.stages:
-                stage.open()
+            ctx = StageContext(request_stop=self._request_stop, snapshot=lambda: [], live=True)
+            for stage in self.stages:
+                stage.open(ctx)
             self._opened = True
         self._last_t = t
-        packet: Packet | None = Packet(Frame(self._index, t, now, image))
+        index = self._index
         self._index += 1
-        for stage in self._processing.stages:
-            packet = stage.process(packet)
-            if packet is None:  # a stage dropped the frame on purpose
-                return Result(self._index - 1, t, (), self.keypoint_names, None, image)
-        return Result.from_packet(packet, self.keypoint_names)
+        packets = [Packet(Frame(index, t, now, image))]
+        for stage in self.stages:  # as the graph would: None drops, Many fans out
+            out: list[Packet] = []
+            for packet in packets:
+                produced = stage.process(packet)
+                out += list(produced) if isinstance(produced, Many) else [] if produced is None else [produced]
+            packets = out
+        mine = [p for p in packets if p.index == index]
+        if not mine:  # dropped on purpose, or held back by a stage that batches across frames
+            return Result(index, t, (), self.keypoint_names, None, image)
+        return Result.from_packet(mine[-1], self.keypoint_names)
+
+    def _request_stop(self) -> None:
+        self.stop_requested = True
 
     def reset(self) -> None:
         """Forget every track (a new clip or camera): rebuild the stages' state."""
@@ -407,7 +420,7 @@ class PoseTracker:
 
     def close(self) -> None:
         if self._opened:
-            for stage in self._processing.stages:
+            for stage in self.stages:
                 stage.close()
             self._opened = False
 

@@ -194,15 +194,19 @@ class ExerciseStatus:
 
 @dataclass(frozen=True, slots=True)
 class ExerciseFrame:
-    """The exercise analysis of one frame: every tracked person's status, and reps completed now."""
+    """The exercise analysis of one frame: every tracked person's status, the reps completed in this
+    frame (``events``), and the last few reps up to it (``recent``, oldest first): a live view that
+    misses frames (drop-oldest edges) still lists every recent rep."""
 
     exercise: str
     people: tuple[ExerciseStatus, ...] = ()
     events: tuple[RepEvent, ...] = ()
+    recent: tuple[RepEvent, ...] = ()
 
     def as_dict(self) -> dict:
         return {"exercise": self.exercise, "people": [p.as_dict() for p in self.people],
-                "events": [e.as_dict() for e in self.events]}  # fmt: skip
+                "events": [e.as_dict() for e in self.events],
+                "recent_reps": [e.as_dict() for e in self.recent]}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

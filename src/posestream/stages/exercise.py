@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from posestream.io.writers import JsonLinesWriter
 from posestream.stages.base import StageBase
 from posestream.types import Packet
 
-__all__ = ["ExerciseStage"]
+__all__ = ["ExerciseStage", "RECENT_REPS"]
+
+RECENT_REPS = 8  # rep events carried in every frame for views that may miss the frame of a rep
 
 
 class ExerciseStage(StageBase):
@@ -28,6 +32,7 @@ class ExerciseStage(StageBase):
         self.writer = JsonLinesWriter(events_path, "rep events") if events_path else None
         self.totals: dict[int, int] = {}
         self.cues: dict[int, list[str]] = {}
+        self._recent: deque = deque(maxlen=RECENT_REPS)
 
     def process(self, packet: Packet) -> Packet:
         frame = self.analyzer.update(packet.poses, packet.frame.pts)
@@ -36,7 +41,8 @@ class ExerciseStage(StageBase):
             self.cues.setdefault(event.track_id, []).extend(event.cues)
             if self.writer is not None:
                 self.writer.write(event.as_dict())
-        return packet.with_(exercise=frame)
+        self._recent.extend(frame.events)
+        return packet.with_(exercise=replace(frame, recent=tuple(self._recent)))
 
     def close(self) -> None:
         if self.writer is not None:

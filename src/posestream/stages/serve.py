@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 
 from posestream.stages.base import StageBase
 from posestream.types import Packet
@@ -11,7 +10,6 @@ from posestream.types import Packet
 __all__ = ["ServeSink"]
 
 STATS_EVERY_S = 0.25  # graph snapshots are cheap but not free: refresh the stats 4 times a second
-RECENT_REPS = 8  # rep events kept for the page (it polls; an event lives in one frame only)
 
 
 class ServeSink(StageBase):
@@ -27,7 +25,6 @@ class ServeSink(StageBase):
         self._t_stats = 0.0
         self._frames = 0
         self._t0: float | None = None
-        self._recent_reps: deque[dict] = deque(maxlen=RECENT_REPS)
 
     def bind(self, pipeline) -> None:
         self.pipeline = pipeline
@@ -45,8 +42,7 @@ class ServeSink(StageBase):
         stats["people"] = len(people) if people is not None else 0
         stats["latency_ms"] = {"capture_to_render": round((now - packet.frame.t_capture) * 1e3, 1)}
         if packet.exercise is not None:
-            self._recent_reps.extend(e.as_dict() for e in packet.exercise.events)
-            stats["exercise"] = {**packet.exercise.as_dict(), "recent_reps": list(self._recent_reps)}
+            stats["exercise"] = packet.exercise.as_dict()
         image = packet.annotated if packet.annotated is not None else packet.frame.image
         self.server.publish(image, stats)
         return packet

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 from opensim_readers import assert_times_exact, read_mot, read_trc
-from synthetic_motion import KP, SEGMENTS, curl_frame, observe, rep_profile, squat_frame
+from synthetic_motion import KP, SEGMENTS, curl_frame, observe, rep_profile, squat_frame, write_keypoints_jsonl
 
 from posestream import cli
 from posestream.analytics.angles import ANGLE_NAMES, smooth_zero_phase, time_derivative
@@ -120,14 +120,8 @@ def test_filtered_derivatives_follow_the_true_motion_in_hz_not_frames(fps):
     assert rms(time_derivative(x, t) - v_true) > 1.5 * rms(v - v_true)  # the filter matters (x40 at 240 fps)
 
 
-def write_keypoints(path, pts, keypoints, scores, track_id=4, absent=()):
-    with open(path, "w") as fh:
-        for i, t in enumerate(pts):
-            people = []
-            if i not in absent:
-                kps = np.concatenate([keypoints[i], scores[i][:, None]], axis=1)
-                people.append({"track_id": track_id, "box_xyxy": [0, 0, 10, 10], "keypoints": kps.tolist()})
-            fh.write(json.dumps({"frame": i, "pts": float(t), "people": people}) + "\n")
+def write_keypoints(path, pts, keypoints, scores, absent=()):
+    write_keypoints_jsonl(path, pts, keypoints, scores, track_id=4, absent=absent)
 
 
 def test_report_per_track_files_at_240fps(tmp_path):
