@@ -54,4 +54,3 @@ class KeypointSink(StageBase):
         for writer in (self.jsonl, self.csv):
             if writer is not None:
                 writer.close()
-
