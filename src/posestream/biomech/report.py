@@ -265,6 +265,8 @@ def write_biomech_report(keypoints: str | Path, out_dir: str | Path, *, threshol
                          names: tuple[str, ...] = COCO_KEYPOINTS) -> dict:  # fmt: skip
     """Read a keypoints file and write every track's files (module docstring). Returns the summary."""
     frames = read_keypoint_frames(keypoints)
+    if frames and all(f.poses.keypoints.shape[1] == 0 for f in frames):
+        raise InputError(f"{keypoints}: boxes only (a run without a pose model): no keypoints to measure")
     tracks = track_series(frames)
     if cutoff_hz is not None:
         pts = np.array([f.pts for f in frames])

@@ -5,7 +5,8 @@
 
 This is the one reader of that format (replay, the angle report and the biomechanics outputs all
 use it). Unknown keys are ignored; blank lines skipped; ``null`` coordinates become NaN; a person
-without ``track_id`` is untracked (-1); without ``box_xyxy`` the box is the keypoints' extent.
+without ``track_id`` is untracked (-1); without ``box_xyxy`` the box is the keypoints' extent;
+``"keypoints": []`` (a tracking-only run) is a person with K = 0 keypoints.
 Every person of the file must have the same number of keypoints and frame numbers must increase.
 Errors are ``InputError`` naming the file and line.
 """
@@ -71,6 +72,8 @@ def _poses(people: list, num_k: int | None) -> Poses:
     kps, boxes, ids = [], [], []
     for person in people:
         kp = np.asarray(person["keypoints"], dtype=np.float64)  # (K, 3) x, y, score; None -> nan
+        if kp.size == 0:  # a tracking-only run: boxes and ids, no keypoints
+            kp = np.zeros((0, 3), np.float64)
         if kp.ndim != 2 or kp.shape[1] != 3:
             raise ValueError(f"keypoints must be a list of [x, y, score], got shape {kp.shape}")
         if num_k is not None and kp.shape[0] != num_k:

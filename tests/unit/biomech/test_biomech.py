@@ -175,3 +175,15 @@ def test_pixels_without_scale_and_cli_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not math.isnan(float(json.loads((tmp_path / "px" / "biomech.json").read_text())["m_per_px"]))
+
+
+def test_keypoint_reader_takes_tracking_only_files_and_biomech_says_there_is_nothing(tmp_path):
+    from posestream.io.keypoints import read_keypoint_frames
+
+    path = tmp_path / "boxes.jsonl"
+    path.write_text("".join(json.dumps({"frame": i, "pts": i / 30, "people": [
+        {"track_id": 2, "box_xyxy": [0, 0, 5, 5], "keypoints": []}]}) + "\n" for i in range(3)))  # fmt: skip
+    frames = read_keypoint_frames(path)
+    assert [f.poses.keypoints.shape for f in frames] == [(1, 0, 2)] * 3 and frames[0].poses.track_id[0] == 2
+    with pytest.raises(InputError, match="boxes only"):
+        write_biomech_report(path, tmp_path / "bio")
