@@ -34,32 +34,86 @@ SUBCOMMANDS = {
 }
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` where there is a default worth showing (not None, False or [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == []:
+            return text
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        # -v/-q are read off the whole command line before parsing (split_verbosity); they are
+        # declared on every parser only so that each --help lists them.
+        self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                          help="more logging (-vv for debug); anywhere on the line")  # fmt: skip
+        self.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="errors only: no progress, summary or file list; anywhere on the line")  # fmt: skip
+
     def error(self, message: str) -> None:  # argparse's own exit code is 2 already; keep one line
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+_VERBOSE_FLAGS = {"-v": 1, "--verbose": 1, "-vv": 2, "-vvv": 3}
+_QUIET_FLAGS = ("-q", "--quiet")
+
+
+def split_verbosity(argv: list[str]) -> tuple[list[str], int, bool]:
+    """Take ``-v``/``-vv``/``--verbose``/``-q``/``--quiet`` out of ``argv`` wherever they stand
+    (before or after the subcommand; not after a ``--``). Returns (rest, verbosity, quiet)."""
+    rest, verbose, quiet = [], 0, False
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg in _VERBOSE_FLAGS:
+            verbose += _VERBOSE_FLAGS[arg]
+        elif arg in _QUIET_FLAGS:
+            quiet = True
+        else:
+            rest.append(arg)
+    return rest, verbose, quiet
+
+
+def _cfg_default(dotted: str) -> object:
+    """The built-in default of a config key (shown in help texts)."""
+    from posestream.config import Config
+
+    node: object = Config()
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="posestream", description="Real-time human pose estimation on video with ViTPose.")
     parser.add_argument("--version", action="version", version=f"posestream {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a video file, image folder, camera or URL through the graph")
     run.add_argument("source", help="video file, image folder/glob, camera index (0 = /dev/video0) or URL")
-    run.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file")
+    run.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file (a path: has a / or "
+                                      "a .yaml/.yml suffix); default: built-in defaults")  # fmt: skip
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                     help="override one config value, e.g. --set tracker.lost_track_buffer=60")  # fmt: skip
+                     help="override one config value, e.g. --set tracker.lost_track_buffer=60 (repeatable; "
+                          "every key with its meaning: posestream config show)")  # fmt: skip
     run.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
     run.add_argument("--pose-model", help="exported ViTPose ONNX file")
     run.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
     run.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
-    run.add_argument("--smooth", choices=["none", "one_euro", "kalman"], help="temporal smoothing filter")
+    run.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
+                     help=f"temporal smoothing filter (smooth.filter; default {_cfg_default('smooth.filter')} "
+                          "or the preset's)")  # fmt: skip
     run.add_argument("--out-video", help="annotated H.264 MP4")
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
-    run.add_argument("--max-frames", type=int, help="stop after N frames")
+    run.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
@@ -88,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         # Until a graph runs (and takes SIGTERM over), SIGTERM is handled like Ctrl-C.
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    argv, verbose, quiet = split_verbosity(list(sys.argv[1:] if argv is None else argv))
     args = _build_parser(argv).parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    args.verbose, args.quiet = verbose, quiet
+    level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     return guarded(lambda: _dispatch(args))
 

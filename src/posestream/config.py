@@ -3,13 +3,15 @@
 Every key is checked against the dataclass it lands in: an unknown key or a value of the wrong type
 is a ``ConfigError`` naming its path (``tracker.lost_track_buffer: expected int, got 'abc'``).
 Built-in presets live in ``posestream/configs/*.yaml`` and are named without the suffix
-(``webcam``, ``sports``, ``bench``); ``--set section.key=value`` overrides one value (the value
+(``webcam``, ``sports``, ``bench``); a value with a path separator or a ``.yaml``/``.yml`` suffix is
+a file, anything else a preset name (see ``is_config_path``); ``--set section.key=value`` overrides one value (the value
 is parsed as YAML, so ``--set pose.providers=[cuda,cpu]`` works).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from posestream.errors import ConfigError
 __all__ = [
     "Config", "SourceConfig", "PipelineConfig", "DetectorConfig", "TrackerConfig", "PoseConfig",
     "SmoothConfig", "RenderConfig", "OutputConfig", "load_config", "preset_names", "apply_overrides",
+    "is_config_path",
 ]  # fmt: skip
 
 
@@ -159,17 +162,32 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     return _build(Config, data, "")
 
 
+def is_config_path(value: str) -> bool:
+    """Whether a ``--config`` value names a file: it has a path separator or a .yaml/.yml suffix.
+
+    Anything else is a preset name, so a file or folder called ``sports`` in the current directory
+    never shadows the preset (write ``./sports`` to mean the file).
+    """
+    seps = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return any(sep in value for sep in seps) or Path(value).suffix.lower() in (".yaml", ".yml")
+
+
 def _read_yaml(name_or_path: str) -> dict[str, Any]:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if is_config_path(name_or_path):
+        path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file '{path}' {what}")
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file '{path}' cannot be read: {exc}") from None
     else:
         preset = resources.files("posestream") / "configs" / f"{name_or_path}.yaml"
         if not preset.is_file():
             raise ConfigError(
-                f"unknown config '{name_or_path}': not a file and not a preset ({', '.join(preset_names())})"
+                f"unknown config '{name_or_path}': presets are {', '.join(preset_names())}; "
+                f"a YAML file needs a path separator or a .yaml/.yml suffix (e.g. ./{name_or_path}.yaml)"
             )
         text, where = preset.read_text(encoding="utf-8"), f"preset '{name_or_path}'"
     try:
