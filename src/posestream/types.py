@@ -112,12 +112,15 @@ class Poses:
     scores: (N, K) float32 in [0, 1] (heatmap peak values).
     xyxy: (N, 4) float32, the box each pose was estimated in.
     track_id: (N,) int64; -1 where the person is not tracked.
+    box_score: (N,) float32, the detector's score of the person's box (tracked: the score of the
+        detection last matched to the track). Omitted: all NaN (unknown).
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     xyxy: np.ndarray
     track_id: np.ndarray
+    box_score: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check("Poses.keypoints", self.keypoints, (None, None, 2))
@@ -125,6 +128,9 @@ class Poses:
         _check("Poses.scores", self.scores, (n, k))
         _check("Poses.xyxy", self.xyxy, (n, 4))
         _check("Poses.track_id", self.track_id, (n,))
+        if self.box_score is None:
+            object.__setattr__(self, "box_score", np.full((n,), np.nan, np.float32))
+        _check("Poses.box_score", self.box_score, (n,))
 
     @classmethod
     def empty(cls, num_keypoints: int = 17) -> Poses:
@@ -139,7 +145,8 @@ class Poses:
     def from_tracks(cls, tracks: Tracks) -> Poses:
         """People with boxes and ids but no keypoints (K = 0): a run without a pose model."""
         n = len(tracks)
-        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id)
+        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id,
+                   tracks.score.astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.track_id)

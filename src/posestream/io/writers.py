@@ -144,7 +144,7 @@ def _remux_faststart(path: Path) -> None:
 
 
 def poses_to_records(poses: Poses | None) -> list[dict]:
-    """One dict per person: track_id, box_xyxy, keypoints [[x, y, score] x K] (NaN -> null)."""
+    """One dict per person: track_id, box_xyxy, box_score, keypoints [[x, y, score] x K] (NaN -> null)."""
     if poses is None:
         return []
     people = []
@@ -154,6 +154,7 @@ def poses_to_records(poses: Poses | None) -> list[dict]:
             {
                 "track_id": int(poses.track_id[i]),
                 "box_xyxy": [_num(v) for v in poses.xyxy[i]],
+                "box_score": _num(poses.box_score[i]),
                 "keypoints": [[_num(v) for v in kp] for kp in kps[i]],
             }
         )
@@ -166,7 +167,7 @@ def _num(value: float) -> float | None:
 
 
 class KeypointJsonlWriter:
-    """JSON Lines: ``{"frame", "pts", "people": [{"track_id", "box_xyxy", "keypoints"}]}`` per line.
+    """JSON Lines: ``{"frame", "pts", "people": [{"track_id", "box_xyxy", "box_score", "keypoints"}]}`` per line.
 
     Exactly one line per frame, nothing else (keypoint order: ``posestream.types.COCO_KEYPOINTS``).
     ``extra`` is merged into every line, e.g. ``{"random_weights": true}`` so no consumer of a
@@ -189,7 +190,7 @@ class KeypointJsonlWriter:
 
 
 class KeypointCsvWriter:
-    """CSV, one row per person and frame: frame, pts, track_id, box, then x, y, score per keypoint."""
+    """CSV, one row per person and frame: frame, pts, track_id, box, box_score, then x, y, score per keypoint."""
 
     def __init__(self, path: str | Path, keypoint_names: tuple[str, ...] = COCO_KEYPOINTS,
                  random_weights: bool = False) -> None:  # fmt: skip
@@ -197,7 +198,7 @@ class KeypointCsvWriter:
         self.random_weights = random_weights
         self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self._csv = csv.writer(self._file)
-        cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"]
+        cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2", "box_score"]
         for name in keypoint_names:
             cols += [f"{name}_x", f"{name}_y", f"{name}_score"]
         self._num_keypoint_cols = 3 * len(keypoint_names)
@@ -208,10 +209,10 @@ class KeypointCsvWriter:
 
     def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
         for person in poses_to_records(poses):
-            row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
+            row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"], person["box_score"]]
             for kp in person["keypoints"]:
                 row += kp
-            row += [None] * (self._num_keypoint_cols - (len(row) - 7))  # boxes only: empty cells
+            row += [None] * (self._num_keypoint_cols - (len(row) - 8))  # boxes only: empty cells
             if self.random_weights:
                 row.append("true")
             self._csv.writerow(["" if v is None else v for v in row])

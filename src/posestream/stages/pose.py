@@ -20,10 +20,12 @@ class PoseStage(StageBase):
 
     def process(self, packet: Packet) -> Packet:
         if packet.tracks is not None:
-            xyxy, ids = packet.tracks.xyxy, packet.tracks.track_id
+            xyxy, ids, box_score = packet.tracks.xyxy, packet.tracks.track_id, packet.tracks.score
         elif packet.detections is not None:
-            xyxy, ids = packet.detections.xyxy, np.full(len(packet.detections), -1, np.int64)
+            xyxy, box_score = packet.detections.xyxy, packet.detections.score
+            ids = np.full(len(packet.detections), -1, np.int64)
         else:
             return packet.with_(poses=Poses.empty(self.estimator.backend.num_keypoints))
         keypoints, scores = self.estimator.estimate(packet.frame.image, xyxy)
-        return packet.with_(poses=Poses(keypoints, scores, xyxy.astype(np.float32), ids.astype(np.int64)))
+        return packet.with_(poses=Poses(keypoints, scores, xyxy.astype(np.float32), ids.astype(np.int64),
+                                        box_score.astype(np.float32)))
