@@ -72,7 +72,8 @@ def build_pipeline(
             if config.tracker.enabled:
                 from posestream.stages.track import TrackStage
 
-                stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
+                tracker = _build_tracker(config, info.fps)
+                stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s))
         extras: dict[str, Any] = {}
         if backend is not None:
             from posestream.estimation.topdown import TopDownEstimator
@@ -140,10 +141,16 @@ def _build_detector(config: Config):
     )
 
 
-def _build_tracker(config: Config):
+DEFAULT_FRAME_RATE = 30.0  # for sources that state no rate
+
+
+def _build_tracker(config: Config, source_fps: float | None):
     from posestream.tracking.bytetrack import ByteTrack
 
     t = config.tracker
+    frame_rate = t.frame_rate if t.frame_rate is not None else (source_fps or DEFAULT_FRAME_RATE)
+    log.info("tracker: %.4g fps (%s), lost tracks kept %.2f s", frame_rate,
+             "tracker.frame_rate" if t.frame_rate is not None else "the source's rate", t.lost_track_buffer / frame_rate)  # fmt: skip
     return ByteTrack(
         track_activation_threshold=t.track_activation_threshold,
         low_score_threshold=t.low_score_threshold,
@@ -151,7 +158,7 @@ def _build_tracker(config: Config):
         minimum_matching_threshold=t.minimum_matching_threshold,
         second_match_threshold=t.second_match_threshold,
         lost_track_buffer=t.lost_track_buffer,
-        frame_rate=t.frame_rate,
+        frame_rate=frame_rate,
         minimum_consecutive_frames=t.minimum_consecutive_frames,
     )
 

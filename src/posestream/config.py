@@ -71,7 +71,9 @@ class TrackerConfig:
     minimum_matching_threshold: float = 0.8  # max cost (1 - IoU x score) in the first association
     second_match_threshold: float = 0.5  # max cost (1 - IoU) for low-score boxes
     lost_track_buffer: int = 30  # frames (at frame_rate) a lost track waits to be found again
-    frame_rate: float = 30.0  # converts lost_track_buffer to seconds (time-based, drop-proof)
+    # Converts lost_track_buffer to seconds (time-based, drop-proof) and sets the Kalman noise's time
+    # unit. None: the source's nominal frame rate (so the buffer is lost_track_buffer of its frames).
+    frame_rate: float | None = None
     minimum_consecutive_frames: int = 1  # frames before a new track is reported
     # Report a lost track at its motion-predicted box for this long after its last detection, so
     # a missed detection (backlight, blur) does not cost a pose. 0 = off (live: no guessing).
