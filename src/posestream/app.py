@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from posestream.config import Config
+from posestream.errors import InputError
 from posestream.io.video import SourceInfo, open_source
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
@@ -19,11 +21,15 @@ from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
 from posestream.stages.sinks import KeypointSink, VideoSink
 
-__all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER"]
+__all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER", "NOTHING_TO_WRITE"]
 
 log = logging.getLogger(__name__)
 
 RANDOM_BANNER = "RANDOM WEIGHTS: keypoints are meaningless"
+NOTHING_TO_WRITE = (
+    "this run would write nothing: add --out-video, --out-json, --out-csv or --out-angles (or --serve / "
+    "--show to watch it); to time the pipeline without outputs use `posestream bench`"
+)
 
 
 @dataclass
@@ -34,6 +40,7 @@ class Pipeline:
     model_name: str | None = None
     random_weights: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
+    outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
 
 
 def build_pose_backend(config: Config):
@@ -54,17 +61,31 @@ def build_pipeline(
     config: Config,
     *,
     extra_stages: list | None = None,
+    require_output: bool = False,
 ) -> Pipeline:
-    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses."""
+    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
+
+    require_output: raise InputError (NOTHING_TO_WRITE) when no sink is configured, once the source
+    and the models have been checked (the CLI asks for this; benchmarks time runs without sinks).
+    """
     src_cfg = config.source
     reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames)
     try:
         info = reader.info
-        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
+        realtime = src_cfg.realtime
+        if src_cfg.live == "true" and not info.live and not realtime:
+            realtime = True  # a "live" file read as fast as it decodes would only drop frames
+            log.warning("source.live is true (the webcam preset?) but %s '%s' is recorded: playing it at its "
+                        "native rate as a camera would (--realtime); --set source.live=false processes every "
+                        "frame", info.kind, info.uri)  # fmt: skip
+        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or realtime
         stages: list = []
         backend = build_pose_backend(config)
         random_weights = bool(getattr(backend, "random_weights", False))
         detector = _build_detector(config) if (backend is not None or config.detector.model) else None
+        out = config.output
+        if require_output and not (out.video or out.json or out.csv or extra_stages):
+            raise InputError(NOTHING_TO_WRITE)
         if detector is not None:
             from posestream.stages.detect import DetectStage
 
@@ -85,7 +106,6 @@ def build_pipeline(
                 from posestream.stages.smooth import SmoothStage
 
                 stages.append(SmoothStage(_build_smoother(config)))
-        out = config.output
         if config.render.enabled and (out.video or extra_stages):
             r = config.render
             banner = RANDOM_BANNER if random_weights else None
@@ -103,10 +123,11 @@ def build_pipeline(
         policy = {"auto": Overflow.DROP_OLDEST if live else Overflow.BLOCK, "block": Overflow.BLOCK,
                   "drop_oldest": Overflow.DROP_OLDEST}[p.overflow]  # fmt: skip
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
-        source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
+        source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
         model_name = backend.name if backend is not None else None
-        return Pipeline(graph, info, live, model_name, random_weights, extras)
+        outputs = [Path(p) for p in (out.video, out.json, out.csv) if p]
+        return Pipeline(graph, info, live, model_name, random_weights, extras, outputs)
     except BaseException:
         reader.close()
         raise

@@ -117,7 +117,9 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    run.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
+                     help="when stderr is not a terminal: a progress line (frames, fps, eta) this often")  # fmt: skip
     from posestream.analytics.cli import add_angle_options
 
     add_angle_options(run)
@@ -224,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
         from posestream.stages.show import ShowSink
 
         extra.append(ShowSink(on_quit=lambda: pipeline.graph.request_stop()))
-    pipeline = build_pipeline(args.source, config, extra_stages=extra)
+    pipeline = build_pipeline(args.source, config, extra_stages=extra, require_output=True)
     if serve_sink is not None:
         serve_sink.bind(pipeline)
         server.start()
@@ -232,54 +234,86 @@ def _run(args: argparse.Namespace) -> int:
     if pipeline.random_weights:
         print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
 
-    progress = not args.no_progress and not pipeline.live and (sys.stderr.isatty() or _force_progress())
+    progress = not (args.no_progress or args.quiet)
     try:
-        code = execute(pipeline, progress=progress)
+        code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet)
     finally:
         if server is not None:
             server.stop()
+    outputs = list(pipeline.outputs)
     if angles_from is not None:
         from posestream.analytics.cli import write_angle_report
 
         csv_path, plots, rows = write_angle_report(
             angles_from, args.out_angles, threshold=args.angle_threshold, zero_phase_hz=args.zero_phase_hz
         )
-        print(f"angles: {csv_path} ({rows} rows), {len(plots)} plot(s)", file=sys.stderr)
+        outputs += [csv_path, *plots]
+    if not args.quiet:
+        _print_written(outputs)
     return code
 
 
-def execute(pipeline, *, progress: bool = False) -> int:
-    """Run a built pipeline to the end: progress bar, SIGTERM handling, summary table.
+def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False) -> int:
+    """Run a built pipeline to the end: progress, SIGTERM handling, summary table.
 
+    progress: on a terminal a bar (files only: a live source has no end to measure against), else a
+    line every ``progress_every_s`` seconds (frames, fps, eta). quiet: no summary table.
     Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
     (after the other stages have finalised their outputs).
     """
     graph = pipeline.graph
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: graph.request_stop())
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    bar = lines = None
+    total = pipeline.source.frame_count
+    if progress and (sys.stderr.isatty() or _force_progress()):
+        if not pipeline.live:
+            from tqdm import tqdm
 
-        bar = tqdm(total=pipeline.source.frame_count, unit="frame", desc="posestream", dynamic_ncols=True)
+            bar = tqdm(total=total, unit="frame", desc="posestream", dynamic_ncols=True)
+    elif progress:
+        from posestream.progress import LineProgress
+
+        lines = LineProgress(None if pipeline.live else total, sys.stderr, every_s=progress_every_s)
 
     def tick(g) -> None:
+        done = g.metrics[-1].frames_in
         if bar is not None:
-            bar.update(g.metrics[-1].frames_in - bar.n)
+            bar.update(done - bar.n)
+        if lines is not None:
+            lines.update(done)
 
     try:
-        result = graph.run(on_tick=tick)
+        result = graph.run(on_tick=tick if (bar or lines) else None)
     finally:
-        if bar is not None:
+        if bar is not None or lines is not None:
             tick(graph)
+        if bar is not None:
             bar.close()
+        if lines is not None:
+            lines.close()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
-    _print_summary(result, pipeline)
+    if not quiet:
+        _print_summary(result, pipeline)
     if result.interrupted:
         print("posestream: stopped early; outputs were finalised", file=sys.stderr)
         return 130
     return 0
+
+
+def _print_written(paths: list[Path]) -> None:
+    from posestream.progress import format_size, written_files
+
+    found = written_files(paths)
+    if not found:
+        print("posestream: no output file was written", file=sys.stderr)
+        return
+    width = max(len(str(p)) for p, _, _ in found)
+    print("posestream: wrote", file=sys.stderr)
+    for path, size, count in found:
+        what = f"{format_size(size)}" + (f" in {count} files" if path.is_dir() else "")
+        print(f"  {str(path):<{width}}  {what}", file=sys.stderr)
 
 
 def _force_progress() -> bool:
