@@ -14,12 +14,12 @@ from typing import Any
 
 from posestream.config import Config
 from posestream.errors import InputError
-from posestream.io.video import SourceInfo, open_source
+from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
-from posestream.stages.sinks import KeypointSink, VideoSink
+from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
 
 __all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER", "NOTHING_TO_WRITE"]
 
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 RANDOM_BANNER = "RANDOM WEIGHTS: keypoints are meaningless"
 NOTHING_TO_WRITE = (
-    "this run would write nothing: add --out-video, --out-json, --out-csv or --out-angles (or --serve / "
-    "--show to watch it); to time the pipeline without outputs use `posestream bench`"
+    "this run would write nothing: add --out-video, --out-json, --out-csv, --out-dir (pictures) or "
+    "--out-angles (or --serve / --show to watch it); to time the pipeline without outputs use `posestream bench`"
 )
 
 
@@ -79,18 +79,28 @@ def build_pipeline(
                         "native rate as a camera would (--realtime); --set source.live=false processes every "
                         "frame", info.kind, info.uri)  # fmt: skip
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or realtime
+        # Photos: pictures that have nothing to do with each other; nothing to track or smooth.
+        photos = info.kind == "images" and not src_cfg.track_images
+        tracking = config.tracker.enabled and not photos
+        out = config.output
+        image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
+        video_file = out.video if not image_file else None
+        _check_image_outputs(info, image_file, out.image_dir)
         stages: list = []
         backend = build_pose_backend(config)
         random_weights = bool(getattr(backend, "random_weights", False))
-        detector = _build_detector(config) if (backend is not None or config.detector.model) else None
-        out = config.output
-        if require_output and not (out.video or out.json or out.csv or extra_stages):
+        detector = _build_detector(config, tracking) if (backend is not None or config.detector.model) else None
+        sinks = (out.video, out.json, out.csv, out.image_dir)
+        if require_output and not (any(sinks) or extra_stages):
             raise InputError(NOTHING_TO_WRITE)
+        if photos:
+            log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
+                     "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
         if detector is not None:
             from posestream.stages.detect import DetectStage
 
-            stages.append(DetectStage(detector, config.detector.detect_every))
-            if config.tracker.enabled:
+            stages.append(DetectStage(detector, config.detector.detect_every if not photos else 1))
+            if tracking:
                 from posestream.stages.track import TrackStage
 
                 tracker = _build_tracker(config, info.fps)
@@ -102,20 +112,23 @@ def build_pipeline(
 
             extras["estimator"] = TopDownEstimator(backend, batch_buckets=_batch_buckets(config, backend))
             stages.append(PoseStage(extras["estimator"]))
-            if config.smooth.filter != "none":
+            if config.smooth.filter != "none" and not photos:
                 from posestream.stages.smooth import SmoothStage
 
                 stages.append(SmoothStage(_build_smoother(config)))
-        if config.render.enabled and (out.video or extra_stages):
+        if config.render.enabled and (out.video or out.image_dir or extra_stages):
             r = config.render
             banner = RANDOM_BANNER if random_weights else None
             stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
                                       hud=r.hud, banner=banner))  # fmt: skip
-        if out.video:
-            stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
+        if video_file:
+            stages.append(VideoSink(video_file, info.size_wh, fps=info.fps, time_base=info.time_base,
                                     crf=out.crf, preset=out.preset))  # fmt: skip
+        if image_file or out.image_dir:
+            stages.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
-            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights))
+            with_file = info.kind == "images"
+            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights, with_file=with_file))
         stages += extra_stages or []
         if not stages:  # nothing configured: still decode, so `run` measures the source
             stages.append(RenderStage(hud=False))
@@ -126,11 +139,29 @@ def build_pipeline(
         source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
         model_name = backend.name if backend is not None else None
-        outputs = [Path(p) for p in (out.video, out.json, out.csv) if p]
+        outputs = [Path(p) for p in sinks if p]
         return Pipeline(graph, info, live, model_name, random_weights, extras, outputs)
     except BaseException:
         reader.close()
         raise
+
+
+def _check_image_outputs(info: SourceInfo, image_file: str | None, image_dir: str | None) -> None:
+    """Annotated pictures need an image source, one picture per image file, and never the source's place."""
+    if image_file and not (info.kind == "images" and info.frame_count == 1):
+        what = f"{info.frame_count} pictures" if info.kind == "images" else f"a {info.kind}"
+        raise InputError(f"--out-video {image_file}: an image file holds one annotated picture, and the source "
+                         f"is {what}: use --out-dir for annotated pictures, or an .mp4 file for a video")  # fmt: skip
+    if image_dir and info.kind != "images":
+        raise InputError(f"--out-dir {image_dir}: annotated pictures are for image sources; "
+                         f"this {info.kind} takes --out-video FILE.mp4")  # fmt: skip
+    source = Path(info.uri)
+    folder = source if source.is_dir() else source.parent
+    if image_dir and Path(image_dir).resolve() == folder.resolve():
+        raise InputError(f"--out-dir {image_dir} is the source's own folder: the annotated pictures would "
+                         "replace the originals; choose another folder")  # fmt: skip
+    if image_file and source.is_file() and Path(image_file).resolve() == source.resolve():
+        raise InputError(f"--out-video {image_file} is the source picture itself; choose another file")
 
 
 GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -143,15 +174,15 @@ def _batch_buckets(config: Config, backend) -> tuple[int, ...] | None:
     return GPU_BUCKETS if backend.on_gpu else None
 
 
-def _build_detector(config: Config):
+def _build_detector(config: Config, tracking: bool):
     from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
     if not d.model:
         return FullFrameDetector()
-    threshold = d.score_threshold
-    if not config.tracker.enabled:  # no second association: low-score boxes would become people
-        threshold = max(threshold, config.tracker.track_activation_threshold)
+    # Tracked: keep the low boxes, ByteTrack's second association needs them. Untracked (photos, or
+    # tracker.enabled false): every box left is a person, so only those scoring detector.conf.
+    threshold = d.score_threshold if tracking else d.conf
     return load_person_detector(
         d.model,
         score_threshold=threshold,

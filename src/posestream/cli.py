@@ -109,12 +109,16 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
                      help=f"temporal smoothing filter (smooth.filter; default {_cfg_default('smooth.filter')} "
                           "or the preset's)")  # fmt: skip
-    run.add_argument("--out-video", help="annotated H.264 MP4")
+    run.add_argument("--out-video", help="annotated H.264 MP4; for a single still, an image file (.png, .jpg)")
+    run.add_argument("--out-dir", help="image sources: annotated pictures in this folder, under their own names")
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
     run.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
+    run.add_argument("--track", action="store_true",
+                     help="image folders/globs are a frame sequence: track people across them (default: "
+                          "independent photos, every detection posed)")  # fmt: skip
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
@@ -200,6 +204,8 @@ def _run(args: argparse.Namespace) -> int:
         "output.video": args.out_video,
         "output.json": args.out_json,
         "output.csv": args.out_csv,
+        "output.image_dir": args.out_dir,
+        "source.track_images": True if args.track else None,
         "source.max_frames": args.max_frames,
         "source.realtime": True if args.realtime else None,
     }

@@ -43,12 +43,15 @@ class Frame:
     index: 0-based position in the stream (counts decoded frames, not dropped ones).
     pts: presentation time in seconds from the container (variable frame rate stays correct).
     t_capture: ``time.monotonic()`` when the frame left the decoder (for capture-to-render latency).
+    name: for image sources, the picture's file name (relative to the folder, or to the glob's base);
+        None for video.
     """
 
     index: int
     pts: float
     t_capture: float
     image: np.ndarray
+    name: str | None = None
 
     def __post_init__(self) -> None:
         _check("Frame.image", self.image, (None, None, 3))
@@ -148,6 +151,13 @@ class Poses:
         return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id,
                    tracks.score.astype(np.float32))
 
+    @classmethod
+    def from_detections(cls, detections: Detections) -> Poses:
+        """Untracked people with boxes but no keypoints (K = 0): detection only (photos, no pose model)."""
+        n = len(detections)
+        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), detections.xyxy,
+                   np.full((n,), -1, np.int64), detections.score.astype(np.float32))  # fmt: skip
+
     def __len__(self) -> int:
         return len(self.track_id)
 
@@ -174,10 +184,12 @@ class Packet:
 
     @property
     def people(self) -> Poses | None:
-        """The poses, else the tracked boxes as keypoint-less poses, else None."""
+        """The poses, else the tracked boxes, else the detected boxes (as keypoint-less poses), else None."""
         if self.poses is not None:
             return self.poses
-        return Poses.from_tracks(self.tracks) if self.tracks is not None else None
+        if self.tracks is not None:
+            return Poses.from_tracks(self.tracks)
+        return Poses.from_detections(self.detections) if self.detections is not None else None
 
     def with_(self, **changes: object) -> Packet:
         """A copy with ``changes`` applied (timings dict is shared on purpose: the runtime fills it)."""
