@@ -19,7 +19,9 @@ from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
+from posestream.stages.serve import ServeSink, parse_hostport
 from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
+from posestream.visual.draw import strip_height
 
 __all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER", "NOTHING_TO_WRITE"]
 
@@ -41,6 +43,7 @@ class Pipeline:
     random_weights: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
     outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
+    live_url: str | None = None  # the live view page (output.serve), serving from now on
 
 
 def build_pose_backend(config: Config):
@@ -91,7 +94,7 @@ def build_pipeline(
         random_weights = bool(getattr(backend, "random_weights", False))
         detector = _build_detector(config, tracking) if (backend is not None or config.detector.model) else None
         sinks = (out.video, out.json, out.csv, out.image_dir)
-        if require_output and not (any(sinks) or extra_stages):
+        if require_output and not (any(sinks) or out.serve or out.show or extra_stages):
             raise InputError(NOTHING_TO_WRITE)
         if photos:
             log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
@@ -116,34 +119,67 @@ def build_pipeline(
                 from posestream.stages.smooth import SmoothStage
 
                 stages.append(SmoothStage(_build_smoother(config)))
-        if config.render.enabled and (out.video or out.image_dir or extra_stages):
-            r = config.render
+        model_name = backend.name if backend is not None else None
+        about = {"source": info.uri, "model": model_name, "random_weights": random_weights}
+        live_sinks = _build_live_sinks(config, about)
+        r = config.render
+        strip_lines = 0
+        if r.enabled and (out.video or out.image_dir or live_sinks or extra_stages):
             banner = RANDOM_BANNER if random_weights else None
-            stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
-                                      hud=r.hud, banner=banner))  # fmt: skip
+            render = RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
+                                 hud=r.hud is True, banner=banner)  # fmt: skip
+            strip_lines = render.strip_lines
+            stages.append(render)
         if video_file:
-            stages.append(VideoSink(video_file, info.size_wh, fps=info.fps, time_base=info.time_base,
+            w, h = info.size_wh
+            size_wh = (w, h + strip_height(info.size_wh, strip_lines))  # banner/HUD strip above the picture
+            stages.append(VideoSink(video_file, size_wh, fps=info.fps, time_base=info.time_base,
                                     crf=out.crf, preset=out.preset))  # fmt: skip
         if image_file or out.image_dir:
             stages.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
             with_file = info.kind == "images"
             stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights, with_file=with_file))
-        stages += extra_stages or []
+        stages += live_sinks + list(extra_stages or [])
         if not stages:  # nothing configured: still decode, so `run` measures the source
-            stages.append(RenderStage(hud=False))
+            stages.append(RenderStage())
         p = config.pipeline
         policy = {"auto": Overflow.DROP_OLDEST if live else Overflow.BLOCK, "block": Overflow.BLOCK,
                   "drop_oldest": Overflow.DROP_OLDEST}[p.overflow]  # fmt: skip
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
         source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
-        model_name = backend.name if backend is not None else None
         outputs = [Path(p) for p in sinks if p]
-        return Pipeline(graph, info, live, model_name, random_weights, extras, outputs)
+        live_url = None
+        for sink in live_sinks:  # last: nothing after this can fail, so a started server is always closed
+            if isinstance(sink, ServeSink):
+                live_url = sink.server.start().url
+        return Pipeline(graph, info, live, model_name, random_weights, extras, outputs, live_url)
     except BaseException:
         reader.close()
         raise
+
+
+def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:
+    """The live views the config asks for (output.serve, output.show), HUD on unless render.hud is set.
+
+    With ``render.hud`` true the render stage already drew it (into saved outputs too); false: none.
+    """
+    out, hud = config.output, config.render.hud is None
+    sinks: list = []
+    if out.show:
+        from posestream.stages.show import ShowSink
+
+        sinks.append(ShowSink(hud=hud))
+    if out.serve:
+        from posestream.serve.server import LiveServer
+
+        try:
+            host, port = parse_hostport(out.serve)
+        except ValueError as exc:
+            raise InputError(f"--serve (output.serve) {exc}") from None
+        sinks.append(ServeSink(LiveServer(host=host, port=port), hud=hud, about=about))
+    return sinks
 
 
 def _check_image_outputs(info: SourceInfo, image_file: str | None, image_dir: str | None) -> None:

@@ -208,44 +208,25 @@ def _run(args: argparse.Namespace) -> int:
         "source.track_images": True if args.track else None,
         "source.max_frames": args.max_frames,
         "source.realtime": True if args.realtime else None,
+        "output.serve": args.serve,
+        "output.show": True if args.show else None,
     }
     config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
-    if args.show:
-        _check_gui()
     angles_from = None
     if args.out_angles:  # the angle report reads the keypoints file once the run has written it
         angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
         config = apply_overrides(config, {"output.json": angles_from})
 
-    extra, server, serve_sink = [], None, None
-    if args.serve:
-        from posestream.serve.server import LiveServer
-        from posestream.stages.serve import ServeSink
-
-        host, port = _parse_hostport(args.serve)
-        server = LiveServer(host=host, port=port)
-        serve_sink = ServeSink(server)
-        extra.append(serve_sink)
-    if args.show:
-        from posestream.stages.show import ShowSink
-
-        extra.append(ShowSink(on_quit=lambda: pipeline.graph.request_stop()))
-    pipeline = build_pipeline(args.source, config, extra_stages=extra, require_output=True)
-    if serve_sink is not None:
-        serve_sink.bind(pipeline)
-        server.start()
-        print(f"live view on {server.url}", file=sys.stderr)
+    pipeline = build_pipeline(args.source, config, require_output=True)
+    if pipeline.live_url:
+        print(f"live view on {pipeline.live_url}", file=sys.stderr)
     if pipeline.random_weights:
         print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
 
     progress = not (args.no_progress or args.quiet)
-    try:
-        code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet)
-    finally:
-        if server is not None:
-            server.stop()
+    code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet)
     outputs = list(pipeline.outputs)
     if angles_from is not None:
         from posestream.analytics.cli import write_angle_report
@@ -326,25 +307,6 @@ def _force_progress() -> bool:
     import os
 
     return os.environ.get("POSESTREAM_PROGRESS") == "1"
-
-
-def _parse_hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise InputError(f"--serve '{text}': expected HOST:PORT, e.g. 127.0.0.1:8080")
-    return host or "127.0.0.1", int(port)
-
-
-def _check_gui() -> None:
-    import cv2
-
-    info = cv2.getBuildInformation()
-    gui = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.strip().startswith("GUI:")), "NONE")
-    if gui.upper() == "NONE":
-        raise InputError(
-            "--show needs an OpenCV build with a GUI, and this one (opencv-python-headless) has none: "
-            "use --serve 127.0.0.1:8080 and open the page in a browser"
-        )
 
 
 def _print_summary(result, pipeline) -> None:

@@ -122,13 +122,17 @@ class RenderConfig:
     enabled: bool = True
     keypoint_threshold: float = 0.3  # keypoints scoring below this are not drawn
     draw_boxes: bool = True
-    hud: bool = True  # fps, latency and people count in the corner
+    # fps, latency and people count, in a strip above the picture. None (auto): in live views
+    # (--serve, --show) only; true: also burnt into saved videos and pictures; false: nowhere.
+    hud: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OutputConfig:
     video: str | None = None  # .mp4 (H.264); an image suffix (.png, .jpg) for a single still
     image_dir: str | None = None  # image sources: annotated pictures under their own names
+    serve: str | None = None  # HOST:PORT of a live view page (MJPEG + stats), e.g. 127.0.0.1:8080
+    show: bool = False  # a desktop window (needs an OpenCV build with a GUI)
     json: str | None = None
     csv: str | None = None
     crf: int = 20  # H.264 quality: lower = better and bigger
