@@ -46,15 +46,50 @@ class Pipeline:
     live_url: str | None = None  # the live view page (output.serve), serving from now on
 
 
+NONE = "none"  # pose.model / detector.model: no pose model / one box = the whole frame
+
+
+def with_default_models(config: Config) -> tuple[Config, str | None]:
+    """``config`` with the default pose model and detector where it names none.
+
+    Returns (config, a sentence saying what was chosen) or (config unchanged, None). Naming a pose
+    model (a file, a known name, or 'none') keeps the detector as configured (unset: the whole
+    frame); naming a detector file or name alone is a tracking-only run; ``detector.model: none``
+    alone still gets the default pose model (one person filling the frame).
+    """
+    from posestream.config import apply_overrides
+    from posestream.models.catalog import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+
+    p, d = config.pose, config.detector
+    if p.model or p.variant or p.weights or (d.model and d.model.lower() != NONE):
+        return config, None
+    if d.model:  # 'none': the whole frame, posed by the default model
+        chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL})
+        return chosen, f"no pose model named: using {DEFAULT_POSE_MODEL} on the whole frame (--detector none)"
+    chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL, "detector.model": DEFAULT_DETECTOR})
+    return chosen, (
+        f"no model named: using {DEFAULT_POSE_MODEL} (pose) and {DEFAULT_DETECTOR} (person detector); "
+        "--pose-model / --detector choose others, 'none' skips one"
+    )
+
+
 def build_pose_backend(config: Config):
-    """The pose backend named by ``config.pose``, or None when no pose model is configured."""
+    """The pose backend named by ``config.pose``, or None when no pose model is configured.
+
+    pose.model: an ONNX file, a known name (``posestream models``: fetched and exported once into
+    the cache), or 'none'.
+    """
     pose = config.pose
-    if not (pose.model or pose.variant):
+    model = pose.model if pose.model and pose.model.lower() != NONE else None
+    if not (model or pose.variant):
         return None
+    from posestream.models.catalog import is_known_pose_model, pose_model_file
     from posestream.runtime.factory import open_pose_backend
 
+    if model and is_known_pose_model(model):
+        model = pose_model_file(model)  # fetched and exported once into the cache
     return open_pose_backend(
-        pose.model or None, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
+        model, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
         providers=pose.providers, threads=pose.threads, device=pose.device, precision=pose.dtype,
     )  # fmt: skip
 
@@ -89,13 +124,16 @@ def build_pipeline(
         image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
         video_file = out.video if not image_file else None
         _check_image_outputs(info, image_file, out.image_dir)
-        stages: list = []
-        backend = build_pose_backend(config)
-        random_weights = bool(getattr(backend, "random_weights", False))
-        detector = _build_detector(config, tracking) if (backend is not None or config.detector.model) else None
         sinks = (out.video, out.json, out.csv, out.image_dir)
         if require_output and not (any(sinks) or out.serve or out.show or extra_stages):
             raise InputError(NOTHING_TO_WRITE)
+        about: dict[str, Any] = {"source": info.uri}  # live stats; the model is added once it is open
+        live_sinks = _build_live_sinks(config, about)  # before the models: a bad flag fails fast
+        stages: list = []
+        backend = build_pose_backend(config)
+        random_weights = bool(getattr(backend, "random_weights", False))
+        detector_named = bool(config.detector.model) and config.detector.model.lower() != NONE
+        detector = _build_detector(config, tracking) if (backend is not None or detector_named) else None
         if photos:
             log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
                      "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
@@ -120,8 +158,7 @@ def build_pipeline(
 
                 stages.append(SmoothStage(_build_smoother(config)))
         model_name = backend.name if backend is not None else None
-        about = {"source": info.uri, "model": model_name, "random_weights": random_weights}
-        live_sinks = _build_live_sinks(config, about)
+        about.update(model=model_name, random_weights=random_weights)
         r = config.render
         strip_lines = 0
         if r.enabled and (out.video or out.image_dir or live_sinks or extra_stages):
@@ -164,6 +201,7 @@ def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:
     """The live views the config asks for (output.serve, output.show), HUD on unless render.hud is set.
 
     With ``render.hud`` true the render stage already drew it (into saved outputs too); false: none.
+    ``about`` is shared with the serve sink (filled in further as the pipeline is built).
     """
     out, hud = config.output, config.render.hud is None
     sinks: list = []
@@ -214,13 +252,16 @@ def _build_detector(config: Config, tracking: bool):
     from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
-    if not d.model:
+    if not d.model or d.model.lower() == NONE:
         return FullFrameDetector()
+    from posestream.models.catalog import detector_file, is_known_detector
+
+    model = detector_file(d.model) if is_known_detector(d.model) else d.model
     # Tracked: keep the low boxes, ByteTrack's second association needs them. Untracked (photos, or
     # tracker.enabled false): every box left is a person, so only those scoring detector.conf.
     threshold = d.score_threshold if tracking else d.conf
     return load_person_detector(
-        d.model,
+        model,
         score_threshold=threshold,
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,

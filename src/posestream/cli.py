@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "train": ("posestream.training.cli", "fine-tune ViTPose on a COCO-format keypoint dataset"),
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
+    "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
 }
 
 
@@ -102,8 +103,14 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override one config value, e.g. --set tracker.lost_track_buffer=60 (repeatable; "
                           "every key with its meaning: posestream config show)")  # fmt: skip
-    run.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
-    run.add_argument("--pose-model", help="exported ViTPose ONNX file")
+    run.add_argument("--detector", metavar="FILE|NAME|none",
+                     help="person detector: an ONNX file (YOLOX or Ultralytics), a known name (yolox-nano ... "
+                          "yolox-l, fetched once into the cache) or 'none' (one box = the whole frame). "
+                          "Default: yolox-nano when no model is named at all, else none")  # fmt: skip
+    run.add_argument("--pose-model", metavar="FILE|NAME|none",
+                     help="pose model: an exported ViTPose ONNX file, a known name (vitpose-s-coco, ...: "
+                          "fetched and exported once into the cache; see `posestream models`) or 'none' "
+                          "(boxes and ids only). Default: vitpose-s-coco when no model is named at all")  # fmt: skip
     run.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
     run.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
     run.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
@@ -191,7 +198,7 @@ def guarded(fn: Callable[[], int]) -> int:
 
 # --------------------------------------------------------------------------- run
 def _run(args: argparse.Namespace) -> int:
-    from posestream.app import RANDOM_BANNER, build_pipeline
+    from posestream.app import RANDOM_BANNER, build_pipeline, with_default_models
     from posestream.config import apply_overrides, load_config
 
     config = load_config(args.config, args.overrides)
@@ -214,12 +221,15 @@ def _run(args: argparse.Namespace) -> int:
     config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
+    config, chosen = with_default_models(config)
     angles_from = None
     if args.out_angles:  # the angle report reads the keypoints file once the run has written it
         angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
         config = apply_overrides(config, {"output.json": angles_from})
 
     pipeline = build_pipeline(args.source, config, require_output=True)
+    if chosen and not args.quiet:  # said once everything is checked: a bad input stays a one-line error
+        print(f"posestream: {chosen}", file=sys.stderr)
     if pipeline.live_url:
         print(f"live view on {pipeline.live_url}", file=sys.stderr)
     if pipeline.random_weights:

@@ -25,7 +25,7 @@ def test_hud_in_the_live_view_not_in_the_saved_video_unless_asked(make_video, tm
     out_video = tmp_path / "o.mp4"
     proc = subprocess.Popen(
         [sys.executable, "-m", "posestream", "run", str(src), "--realtime", "--serve", "127.0.0.1:0",
-         "--out-video", str(out_video), "--no-progress"],
+         "--out-video", str(out_video), "--no-progress", "--pose-model", "none"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -44,5 +44,6 @@ def test_hud_in_the_live_view_not_in_the_saved_video_unless_asked(make_video, tm
     assert _size(out_video) == (320, 240)  # the saved video does not
     asked = tmp_path / "hud.mp4"
     code = subprocess.run([sys.executable, "-m", "posestream", "run", str(src), "--max-frames", "5", "-q",
-                           "--out-video", str(asked), "--set", "render.hud=true"], timeout=120).returncode  # fmt: skip
+                           "--out-video", str(asked), "--set", "render.hud=true", "--pose-model", "none"],
+                          timeout=120).returncode  # fmt: skip
     assert code == 0 and _size(asked) == (320, 240 + hud_h)  # render.hud: true burns it in, above the picture

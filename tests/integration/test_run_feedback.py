@@ -9,8 +9,9 @@ from posestream.progress import format_size
 
 
 def _run(args, **kw):
-    return subprocess.run([sys.executable, "-m", "posestream", "run", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, **kw)  # fmt: skip
+    """`posestream run ARGS` without models (decode and write): what is said around the work."""
+    return subprocess.run([sys.executable, "-m", "posestream", "run", *map(str, args), "--pose-model", "none"],
+                          capture_output=True, text=True, timeout=300, **kw)  # fmt: skip
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal_and_the_files_written(shared, tmp_path):
@@ -49,7 +50,7 @@ def test_verbose_works_before_and_after_the_subcommand(shared, tmp_path):
 
 
 def test_a_run_that_would_write_nothing_says_so_and_exits_2(shared, tmp_path, capsys):
-    code = cli.main(["run", str(shared / "media" / "mmpose_demo.mp4")])
+    code = cli.main(["run", str(shared / "media" / "mmpose_demo.mp4"), "--pose-model", "none"])
     err = capsys.readouterr().err
     assert code == 2 and "this run would write nothing: add --out-video" in err and len(err.splitlines()) == 1
 

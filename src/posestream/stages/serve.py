@@ -34,7 +34,7 @@ class ServeSink(StageBase):
     def __init__(self, server, *, hud: bool = True, about: dict[str, Any] | None = None) -> None:
         self.server = server
         self.hud = HudMeter() if hud else None
-        self.about = dict(about or {})
+        self.about = about if about is not None else {}  # shared: the builder may complete it later
         self._snapshot = None
         self._stats: dict = {}
         self._t_stats = 0.0
