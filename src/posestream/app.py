@@ -145,7 +145,8 @@ def build_pipeline(
                 from posestream.stages.track import TrackStage
 
                 tracker = _build_tracker(config, info.fps)
-                stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s))
+                backfill_s = config.tracker.backfill_s if not live else 0.0  # live: no delay, no guessing
+                stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s, backfill_s=backfill_s))
         extras: dict[str, Any] = {}
         if backend is not None:
             from posestream.estimation.topdown import TopDownEstimator

@@ -84,6 +84,10 @@ class TrackerConfig:
     # Report a lost track at its motion-predicted box for this long after its last detection, so
     # a missed detection (backlight, blur) does not cost a pose. 0 = off (live: no guessing).
     coast_lost_s: float = 0.0
+    # Recorded footage (not live): hold this many seconds of frames back so that a track, once
+    # confirmed, is also reported in them from the first frame its person was detected (gaps up to
+    # coast_lost_s interpolated). Costs that much delay and memory (frames held). 0 = off.
+    backfill_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
