@@ -113,6 +113,15 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                           "(boxes and ids only). Default: vitpose-s-coco when no model is named at all")  # fmt: skip
     run.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
     run.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    run.add_argument("--conf", type=float, metavar="SCORE",
+                     help="detector score a box needs to become a person: photos and untracked runs pose "
+                          f"every box above it (detector.conf, default {_cfg_default('detector.conf')}); "
+                          "tracked runs start tracks only above it (tracker.new_track_threshold, default "
+                          f"{_cfg_default('tracker.new_track_threshold')}; lower boxes still follow people "
+                          "already tracked)")  # fmt: skip
+    run.add_argument("--device", metavar="cpu|cuda|cuda:N",
+                     help="where the models run: sets pose.device and the onnxruntime providers of the pose "
+                          "model and the detector (cuda: CUDA first, CPU as fallback); default cpu")  # fmt: skip
     run.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
                      help=f"temporal smoothing filter (smooth.filter; default {_cfg_default('smooth.filter')} "
                           "or the preset's)")  # fmt: skip
@@ -218,6 +227,7 @@ def _run(args: argparse.Namespace) -> int:
         "output.serve": args.serve,
         "output.show": True if args.show else None,
     }
+    flags |= _conf_flags(args.conf, config) | _device_flags(args.device)
     config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
@@ -248,6 +258,36 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_written(outputs)
     return code
+
+
+def _conf_flags(conf: float | None, config) -> dict[str, object]:
+    """--conf X: the score a box needs to become a person, in every place that decides it."""
+    if conf is None:
+        return {}
+    if not 0.0 <= conf <= 1.0:
+        raise InputError(f"--conf {conf}: expected a detector score in [0, 1]")
+    t, d = config.tracker, config.detector
+    return {
+        "detector.conf": conf,
+        "tracker.new_track_threshold": conf,
+        # a track starts only from a box of the first association: keep those reachable
+        "tracker.track_activation_threshold": min(t.track_activation_threshold, conf),
+        "detector.score_threshold": min(d.score_threshold, conf),
+    }
+
+
+def _device_flags(device: str | None) -> dict[str, object]:
+    """--device cpu|cuda|cuda:N: the torch device and the onnxruntime providers of both models."""
+    if device is None:
+        return {}
+    device = device.strip().lower()
+    if device == "cpu":
+        providers = ["cpu"]
+    elif device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        providers = ["cuda", "cpu"]
+    else:
+        raise InputError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return {"pose.device": device, "pose.providers": providers, "detector.providers": providers}
 
 
 def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False) -> int:

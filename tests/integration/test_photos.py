@@ -119,3 +119,26 @@ def test_track_makes_a_folder_a_sequence_and_image_outputs_are_checked(shared, t
         err = capsys.readouterr().err
         assert message in err and len(err.splitlines()) == 1
     assert sorted(p.stat().st_mtime_ns for p in frames.iterdir()) == before and not (tmp_path / "x.png").exists()
+
+
+def test_conf_and_device_flags(shared, coco, tmp_path, capsys):
+    images, _ = coco
+    det = ["--detector", str(shared / "models" / "yolox_nano_coco.onnx"), "-q"]
+    scores = {}
+    for conf in ("0.3", "0.6"):
+        out = tmp_path / f"c{conf}.jsonl"
+        assert cli.main(["run", str(images / "0000000008*.jpg"), *det, "--conf", conf, "--out-json", str(out)]) == 0
+        scores[conf] = [p["box_score"] for x in out.read_text().splitlines() for p in json.loads(x)["people"]]
+    assert min(scores["0.6"]) >= 0.6 and min(scores["0.3"]) >= 0.3
+    assert sorted(s for s in scores["0.3"] if s >= 0.6) == sorted(scores["0.6"]) and len(scores["0.3"]) > len(scores["0.6"])
+    capsys.readouterr()
+    assert cli.main(["run", str(images / "0000000008*.jpg"), *det, "--conf", "1.5", "--out-json", "x"]) == 2
+    assert cli.main(["run", str(images / "0000000008*.jpg"), *det, "--device", "tpu", "--out-json", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--conf 1.5: expected a detector score in [0, 1]" in err and "--device tpu: expected cpu, cuda" in err
+    # cuda where there is none: asked for, not granted, said (onnxruntime falls back to the CPU)
+    out = tmp_path / "cuda.jsonl"
+    code = cli.main(["run", str(images / "0000000008*.jpg"), "--detector", str(shared / "models" / "yolox_nano_coco.onnx"),
+                     "--device", "cuda", "--out-json", str(out), "--no-progress"])  # fmt: skip
+    assert code == 0 and len(out.read_text().splitlines()) >= 1
+    assert "execution providers ['CUDAExecutionProvider'] not granted" in capsys.readouterr().err

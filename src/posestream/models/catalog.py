@@ -55,9 +55,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POSE_MODEL = "vitpose-s-coco"
 DEFAULT_DETECTOR = "yolox-nano"
-# Runtime precision -> precision of the exported ONNX file. bf16 is an engine setting (OpenVINO,
-# torch) applied to the fp32 graph, so it shares the fp32 export.
-EXPORT_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "bf16": "fp32"}
+# Runtime precision (pose.precision) -> precision of the exported ONNX file. bf16 is an engine
+# setting (OpenVINO, torch) applied to the fp32 graph, and int8 is quantised from the fp32 file by
+# the runtime (which caches that), so they share the fp32 export; fp16 runs a file exported as fp16.
+EXPORT_PRECISIONS = {"auto": "fp32", "fp32": "fp32", "bf16": "fp32", "int8": "fp32", "fp16": "fp16"}
 _DOWNLOAD_TIMEOUT_S = 10.0  # connect / read timeout of a detector download
 _CHUNK = 1 << 20
 
