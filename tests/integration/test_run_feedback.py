@@ -61,3 +61,19 @@ def test_webcam_preset_on_a_file_plays_it_in_real_time_and_says_so(make_video, t
     assert proc.returncode == 0, proc.stderr
     assert "is recorded: playing it at its native rate as a camera would (--realtime)" in proc.stderr
     assert "--set source.live=false processes every frame" in proc.stderr
+
+
+def test_eval_with_random_weights_warns_on_the_terminal(shared, tmp_path, capsys):
+    import json
+
+    root = shared / "coco" / "val_subset"
+    data = json.loads((root / "person_keypoints.json").read_text())
+    image = next(im for im in data["images"] if any(a["image_id"] == im["id"] and a["num_keypoints"] > 0
+                                                    for a in data["annotations"]))  # fmt: skip
+    ann = tmp_path / "one.json"
+    ann.write_text(json.dumps({**data, "images": [image],
+                               "annotations": [a for a in data["annotations"] if a["image_id"] == image["id"]]}))
+    code = cli.main(["eval", "--images", str(root / "images"), "--annotations", str(ann), "--variant", "s",
+                     "--weights", "none", "--out-dir", str(tmp_path / "eval"), "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert "posestream: WARNING: RANDOM WEIGHTS: this model was not loaded from a checkpoint; its AP" in capsys.readouterr().err
