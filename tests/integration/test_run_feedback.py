@@ -47,6 +47,11 @@ def test_verbose_works_before_and_after_the_subcommand(shared, tmp_path):
         assert re.search(r"INFO posestream.app: tracker: [\d.]+ fps \(the source's rate\)", proc.stderr), argv
     proc = _run([clip, *det])
     assert "INFO" not in proc.stderr  # and not without -v
+    # that tracking-only file (boxes and ids, no keypoints) is accepted by `angles`, with a note
+    proc = subprocess.run([sys.executable, "-m", "posestream", "angles", str(tmp_path / "o.jsonl"), "--out-dir",
+                           str(tmp_path / "angles")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "holds boxes and track ids only (a tracking-only run" in proc.stderr
+    assert (tmp_path / "angles" / "angles.csv").read_text().startswith("frame,pts,track_id,")
 
 
 def test_a_run_that_would_write_nothing_says_so_and_exits_2(shared, tmp_path, capsys):
