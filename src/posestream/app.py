@@ -83,11 +83,11 @@ def build_pose_backend(config: Config):
     model = pose.model if pose.model and pose.model.lower() != NONE else None
     if not (model or pose.variant):
         return None
-    from posestream.models.catalog import is_known_pose_model, pose_model_file
+    from posestream.models.catalog import is_model_name, pose_model_file
     from posestream.runtime.factory import open_pose_backend
 
-    if model and is_known_pose_model(model):
-        model = pose_model_file(model)  # fetched and exported once into the cache
+    if model and is_model_name(model):
+        model = pose_model_file(model)  # a known name: fetched and exported once into the cache
     return open_pose_backend(
         model, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
         providers=pose.providers, threads=pose.threads, device=pose.device, precision=pose.dtype,
@@ -255,9 +255,9 @@ def _build_detector(config: Config, tracking: bool):
     d = config.detector
     if not d.model or d.model.lower() == NONE:
         return FullFrameDetector()
-    from posestream.models.catalog import detector_file, is_known_detector
+    from posestream.models.catalog import detector_file, is_model_name
 
-    model = detector_file(d.model) if is_known_detector(d.model) else d.model
+    model = detector_file(d.model) if is_model_name(d.model) else d.model
     # Tracked: keep the low boxes, ByteTrack's second association needs them. Untracked (photos, or
     # tracker.enabled false): every box left is a person, so only those scoring detector.conf.
     threshold = d.score_threshold if tracking else d.conf

@@ -21,7 +21,7 @@ def _size(path):
 
 
 def test_hud_in_the_live_view_not_in_the_saved_video_unless_asked(make_video, tmp_path):
-    src = make_video(n=150, fps=30, size_wh=(320, 240))  # 5 s played in real time
+    src = make_video(n=90, fps=30, size_wh=(320, 240))  # 3 s played in real time
     out_video = tmp_path / "o.mp4"
     proc = subprocess.Popen(
         [sys.executable, "-m", "posestream", "run", str(src), "--realtime", "--serve", "127.0.0.1:0",
@@ -33,7 +33,7 @@ def test_hud_in_the_live_view_not_in_the_saved_video_unless_asked(make_video, tm
         while "live view on" not in line and time.monotonic() < deadline:
             line = proc.stderr.readline()
         url = re.search(r"(http://\S+)", line).group(1)
-        time.sleep(1.0)
+        time.sleep(0.5)
         jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=5).read()
     finally:
         proc.send_signal(signal.SIGINT)

@@ -8,8 +8,9 @@ import pytest
 from posestream import cli
 
 
-def _retime(src, dst, fps, *, step=1, blank=(), half=True):
-    """Every ``step``-th frame of ``src`` re-encoded at ``fps`` (pts = n / fps); frames in ``blank`` black."""
+def _retime(src, dst, fps, *, step=1, blank=(), half=True, frames=None):
+    """Every ``step``-th frame of ``src`` (the first ``frames`` of them) re-encoded at ``fps`` (pts = n / fps);
+    frames in ``blank`` black."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         s = inp.streams.video[0]
         o = out.add_stream("libx264", rate=Fraction(fps))
@@ -20,6 +21,8 @@ def _retime(src, dst, fps, *, step=1, blank=(), half=True):
         for i, frame in enumerate(inp.decode(s)):
             if i % step:
                 continue
+            if frames is not None and n == frames:
+                break
             img = frame.to_ndarray(format="bgr24", width=o.width, height=o.height)
             if n in blank:
                 img[:] = 0
@@ -57,10 +60,10 @@ def test_10fps_resample_keeps_the_ids_of_the_60fps_original(shared, tmp_path, or
 
 
 def test_lost_buffer_counts_frames_of_the_source_not_of_30_fps(shared, tmp_path, original_ids):
-    # The whole clip played at 10 fps with a 2 s blackout in the middle: lost_track_buffer (30 frames)
-    # is 3 s of this source, so everyone keeps their id; at the old fixed 30 fps it was 1 s.
+    # The clip's first 60 frames played at 10 fps with a 2 s blackout in the middle: lost_track_buffer
+    # (30 frames) is 3 s of this source, so everyone keeps their id; at the old fixed 30 fps it was 1 s.
     src = shared / "media" / "pose2sim_multiperson_cam01.mp4"
-    gap = _retime(src, tmp_path / "gap10.mp4", 10, blank=range(40, 60))
+    gap = _retime(src, tmp_path / "gap10.mp4", 10, blank=range(20, 40), frames=60)
     from_source = _distinct_ids(shared, gap, tmp_path)
     fixed_30 = _distinct_ids(shared, gap, tmp_path, "--set", "tracker.frame_rate=30")
     print(f"distinct ids: original {original_ids}, 10 fps with a 2 s gap {from_source}, same at a fixed 30 fps "

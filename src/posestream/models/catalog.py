@@ -32,8 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from posestream.errors import ModelFileError
-from posestream.models.weights import KNOWN_WEIGHTS, KnownWeights, default_cache_dir, known_weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from posestream.models.weights import KnownWeights
 
 __all__ = [
     "KnownDetector",
@@ -42,6 +46,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "EXPORT_PRECISIONS",
     "ModelRow",
+    "is_model_name",
     "is_known_pose_model",
     "is_known_detector",
     "known_detector",
@@ -49,6 +54,7 @@ __all__ = [
     "detector_file",
     "model_rows",
     "pull",
+    "cache_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,10 +116,22 @@ KNOWN_DETECTORS: dict[str, KnownDetector] = {
 
 
 # --------------------------------------------------------------------------- names
+# posestream.models.weights (the checkpoint table) imports torch: it is read only where a pose-model
+# name is looked up, so a run with a detector and ONNX files never loads torch through this module.
 def _pose_entry(name: str) -> KnownWeights | None:
     """The checkpoint entry a pose-model name refers to (PyTorch weights: what gets exported)."""
+    from posestream.models.weights import known_weights
+
     entry = known_weights(name)
     return entry if entry is not None and entry.kind == "torch" else None
+
+
+def is_model_name(value: str | None) -> bool:
+    """Whether a --pose-model / --detector value is meant as a name: no path separator, no suffix, no
+    ``scheme:`` (``torch:vitpose-b``), and no file of that name here. Anything else is a file."""
+    if not value:
+        return False
+    return not any(c in value for c in "/\\:") and not Path(value).suffix and not Path(value).exists()
 
 
 def is_known_pose_model(name: str | None) -> bool:
@@ -129,11 +147,22 @@ def is_known_detector(name: str | None) -> bool:
 
 
 def _pose_names() -> list[str]:
+    from posestream.models.weights import KNOWN_WEIGHTS
+
     return sorted({k.name.removesuffix(".pth") for k in KNOWN_WEIGHTS.values() if k.kind == "torch"})
 
 
+def cache_dir() -> Path:
+    """The cache folder: ``$POSESTREAM_CACHE``, else ``~/.cache/posestream``."""
+    return _cache(None)
+
+
 def _cache(cache_dir: Path | None) -> Path:
-    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    """``cache_dir``, else ``$POSESTREAM_CACHE``, else ``~/.cache/posestream`` (as the weights use)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("POSESTREAM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "posestream"
 
 
 # --------------------------------------------------------------------------- pose models
@@ -141,7 +170,10 @@ def exported_path(name: str, precision: str = "fp32", cache_dir: Path | None = N
     """Where the exported ONNX of pose model ``name`` at ``precision`` lives in the cache."""
     entry = _pose_entry(name)
     if entry is None:
-        raise ModelFileError(f"pose model '{name}': not a known name (known: {', '.join(_pose_names())})")
+        raise ModelFileError(
+            f"pose model '{name}': no such file, and not a known name (known: {', '.join(_pose_names())}; "
+            "or 'none' for boxes and ids only)"
+        )
     if precision not in EXPORT_PRECISIONS:
         raise ModelFileError(f"precision '{precision}': expected one of {', '.join(EXPORT_PRECISIONS)}")
     stem = entry.name.removesuffix(".pth")

@@ -22,8 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posestream.models.catalog import model_rows, pull
-    from posestream.models.weights import default_cache_dir
+    from posestream.models.catalog import cache_dir, model_rows, pull
     from posestream.progress import format_size
 
     if getattr(args, "models_action", None) == "pull":
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {path} ({format_size(path.stat().st_size)})")
         return 0
     rows = model_rows()
-    print(f"cache: {default_cache_dir()}  ($POSESTREAM_CACHE)")
+    print(f"cache: {cache_dir()}  ($POSESTREAM_CACHE)")
     width = max(len(r.name) for r in rows) + 2
     print(f"{'name':<{width}}{'kind':<10}{'download':>10}  cached")
     for r in rows:
