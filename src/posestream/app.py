@@ -104,7 +104,8 @@ def build_pipeline(
     """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
 
     require_output: raise InputError (NOTHING_TO_WRITE) when no sink is configured, once the source
-    and the models have been checked (the CLI asks for this; benchmarks time runs without sinks).
+    has been opened and before any model is loaded (the CLI asks for this; benchmarks time runs
+    without sinks).
     """
     src_cfg = config.source
     reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames)
