@@ -6,7 +6,7 @@ import av
 
 from posestream import cli
 from posestream.config import load_config
-from posestream.models.detector import load_person_detector
+from posestream.detection import load_person_detector
 
 
 def test_sports_preset_poses_the_athlete_from_the_first_frame_yolox_scores_them(shared, vitpose_s_onnx, tmp_path):
