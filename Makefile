@@ -6,7 +6,8 @@ SHARED  ?= $(or $(POSESTREAM_SHARED),$(abspath ../shared))
 OUT     ?= out
 export POSESTREAM_SHARED := $(SHARED)
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-test demo test bench clean bench-cpu bench-model bench-precision bench-peers \
+        bench-detection bench-start bench-live
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -16,7 +17,7 @@ install: $(BIN)/activate
 	$(BIN)/pip install -q -e .
 
 install-test: $(BIN)/activate
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,ray]"
 
 # The main job: detect, track and estimate every person of a real clip; annotated video + keypoints.
 # With the Hub reachable: the real default models (ViTPose-S COCO + YOLOX-Nano, fetched once into the
@@ -39,6 +40,33 @@ test: install-test
 
 bench: install
 	$(BIN)/posestream bench --variants s b --out-dir reports/bench
+
+# The CPU figures in README.md, one command each (all: `make bench-cpu`); results land in
+# benchmarks/results/cpu-2core/. Run them on a quiet machine: each report records the load average.
+CPU_RESULTS := benchmarks/results/cpu-2core
+bench-cpu: bench-model bench-precision bench-peers bench-detection bench-start bench-live
+
+bench-model: install  # model-only crops/s, S and B, every CPU engine/precision; graph vs stages alone
+	$(BIN)/posestream bench --variants s b --backends ort-cpu ov-cpu-fp32 ov-cpu-bf16 --batch-sizes 1 4 8 \
+	    --frames 60 --out-dir reports/bench-cpu  # its export cache stays out of the repository
+	mkdir -p $(CPU_RESULTS)/bench && cp reports/bench-cpu/bench.md reports/bench-cpu/bench.json \
+	    reports/bench-cpu/bench.png $(CPU_RESULTS)/bench/
+
+bench-precision: install  # bf16 / int8 against fp32 on a ViTPose with fitted (peaked) heatmaps
+	$(BIN)/python benchmarks/precision_check.py --variants s b --out $(CPU_RESULTS)/precision
+
+bench-peers: install  # rtmlib: --no-deps, its requirements name opencv-python (would shadow headless)
+	$(BIN)/pip install -q --no-deps rtmlib==0.0.16
+	$(BIN)/python benchmarks/peers.py --rounds 3 --out $(CPU_RESULTS)/peers
+
+bench-detection: install  # keypoint-driven boxes vs detect-every-frame: boxes lost/gained, detector calls
+	$(BIN)/python benchmarks/cheaper_detection.py --out $(CPU_RESULTS)/detection
+
+bench-start: install  # launch -> first processed frame, cold and with the compiled-model cache
+	$(BIN)/python benchmarks/first_frame.py --out $(CPU_RESULTS)/start
+
+bench-live: install  # sports2d at its native 30 fps as a live source, webcam preset, ViTPose-S
+	$(BIN)/python benchmarks/live_check.py --out $(CPU_RESULTS)/live
 
 clean:
 	rm -rf $(VENV) $(OUT) reports .pytest_cache

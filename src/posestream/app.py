@@ -15,6 +15,7 @@ from typing import Any
 from posestream.config import Config
 from posestream.errors import InputError
 from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source
+from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
@@ -23,7 +24,8 @@ from posestream.stages.serve import ServeSink, parse_hostport
 from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
 from posestream.visual.draw import strip_height
 
-__all__ = ["Pipeline", "build_pipeline", "build_pose_backend", "RANDOM_BANNER", "NOTHING_TO_WRITE"]
+__all__ = ["Pipeline", "Models", "build_pipeline", "build_pose_backend", "load_models", "thread_budget",
+           "with_default_models", "RANDOM_BANNER", "NOTHING_TO_WRITE", "NONE"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,12 @@ NOTHING_TO_WRITE = (
     "this run would write nothing: add --out-video, --out-json, --out-csv, --out-dir (pictures) or "
     "--out-angles (or --serve / --show to watch it); to time the pipeline without outputs use `posestream bench`"
 )
+NONE = "none"  # pose.model / detector.model: no pose model / one box = the whole frame
+
+
+def _named(model: str | None) -> str | None:
+    """A model setting with 'none' read as not set."""
+    return model if model and model.strip().lower() != NONE else None
 
 
 @dataclass
@@ -42,11 +50,33 @@ class Pipeline:
     model_name: str | None = None
     random_weights: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
+    # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
+    resources: dict[str, str] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
     live_url: str | None = None  # the live view page (output.serve), serving from now on
 
 
-NONE = "none"  # pose.model / detector.model: no pose model / one box = the whole frame
+@dataclass(frozen=True)
+class Models:
+    """The loaded models of a config: what is worth keeping between videos (the slow part to build).
+
+    ``pose`` is a pose backend or None; ``detector`` a person detector or None. Everything else a
+    pipeline holds (tracker, smoother, sinks) is state of one video and is built per call.
+    """
+
+    pose: Any = None
+    detector: Any = None
+
+
+def load_models(config: Config, budget: ThreadBudget | None = None) -> Models:
+    """Load the pose backend and person detector that ``config`` names (either may be None), with
+    the threads of ``budget`` (default: the config's own CPU thread budget)."""
+    budget = budget or thread_budget(config)
+    backend = build_pose_backend(config, threads=budget.threads.get("pose", budget.threads.get("pose.0")))
+    detector = None
+    if backend is not None or _named(config.detector.model):
+        detector = _build_detector(config, threads=budget.threads.get("detector", 1))
+    return Models(pose=backend, detector=detector)
 
 
 def with_default_models(config: Config) -> tuple[Config, str | None]:
@@ -61,7 +91,7 @@ def with_default_models(config: Config) -> tuple[Config, str | None]:
     from posestream.models.catalog import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
     p, d = config.pose, config.detector
-    if p.model or p.variant or p.weights or (d.model and d.model.lower() != NONE):
+    if p.model or p.variant or p.weights or _named(d.model):
         return config, None
     if d.model:  # 'none': the whole frame, posed by the default model
         chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL})
@@ -73,24 +103,34 @@ def with_default_models(config: Config) -> tuple[Config, str | None]:
     )
 
 
-def build_pose_backend(config: Config):
+def build_pose_backend(config: Config, threads: int | None = None):
     """The pose backend named by ``config.pose``, or None when no pose model is configured.
 
+    threads: inference threads (default: ``pose.threads``, or the budget's share when that is 0).
     pose.model: an ONNX file, a known name (``posestream models``: fetched and exported once into
     the cache), or 'none'.
     """
     pose = config.pose
-    model = pose.model if pose.model and pose.model.lower() != NONE else None
+    model, precision = _named(pose.model), pose.precision
     if not (model or pose.variant):
         return None
     from posestream.models.catalog import is_model_name, pose_model_file
     from posestream.runtime.factory import open_pose_backend
 
     if model and is_model_name(model):
-        model = pose_model_file(model)  # a known name: fetched and exported once into the cache
+        model = pose_model_file(model, precision)  # a known name: fetched and exported once into the cache
+        precision = "fp32" if precision == "fp16" else precision  # an fp16 export runs as it is
+
+    calibration = None
+    if pose.calibration:
+        from posestream.evaluation.calibration import pose_calibration
+
+        calibration = pose_calibration(pose.calibration)
     return open_pose_backend(
         model, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
-        providers=pose.providers, threads=pose.threads, device=pose.device, precision=pose.dtype,
+        engine=pose.engine, providers=pose.providers, device=pose.device,
+        threads=threads or pose.threads or thread_budget(config)["pose"],
+        precision=precision, calibration=calibration,
     )  # fmt: skip
 
 
@@ -99,16 +139,21 @@ def build_pipeline(
     config: Config,
     *,
     extra_stages: list | None = None,
+    models: Models | None = None,
     require_output: bool = False,
 ) -> Pipeline:
     """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
 
+    ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
+    load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
     require_output: raise InputError (NOTHING_TO_WRITE) when no sink is configured, once the source
     has been opened and before any model is loaded (the CLI asks for this; benchmarks time runs
     without sinks).
     """
     src_cfg = config.source
-    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames)
+    budget = thread_budget(config)  # planned before opening: the decoder gets its share
+    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
+                         threads=budget["decode"])  # fmt: skip
     try:
         info = reader.info
         realtime = src_cfg.realtime
@@ -131,17 +176,31 @@ def build_pipeline(
         about: dict[str, Any] = {"source": info.uri}  # live stats; the model is added once it is open
         live_sinks = _build_live_sinks(config, about)  # before the models: a bad flag fails fast
         stages: list = []
-        backend = build_pose_backend(config)
+        workers = pose_workers(config, live)
+        if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
+            budget = thread_budget(config, workers=1)
+        models = models if models is not None else load_models(config, budget)
+        backend, detector = models.pose, models.detector
         random_weights = bool(getattr(backend, "random_weights", False))
-        detector_named = bool(config.detector.model) and config.detector.model.lower() != NONE
-        detector = _build_detector(config, tracking) if (backend is not None or detector_named) else None
+        keypoint_boxes = None
         if photos:
             log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
                      "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
         if detector is not None:
             from posestream.stages.detect import DetectStage
 
-            stages.append(DetectStage(detector, config.detector.detect_every if not photos else 1))
+            schedule = None
+            if config.detector.keypoint_boxes and backend is not None and tracking:
+                from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
+
+                schedule = DetectionSchedule(config.detector.detect_every)
+                keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
+                                               min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
+            # Untracked (photos, tracker.enabled false): every box left is a person, so only those
+            # scoring detector.conf; tracked: all of them (ByteTrack's second association needs the low ones).
+            min_score = None if tracking else config.detector.conf
+            every = 1 if photos else config.detector.detect_every
+            stages.append(DetectStage(detector, every, schedule=schedule, min_score=min_score))
             if tracking:
                 from posestream.stages.track import TrackStage
 
@@ -153,8 +212,20 @@ def build_pipeline(
             from posestream.estimation.topdown import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            extras["estimator"] = TopDownEstimator(backend, batch_buckets=_batch_buckets(config, backend))
-            stages.append(PoseStage(extras["estimator"]))
+            buckets = _batch_buckets(config, backend)
+            extras["estimator"] = TopDownEstimator(backend, batch_buckets=buckets)
+            if workers > 1:  # one backend each, each with its own share of the budget
+                from posestream.pipeline.graph import Parallel
+
+                estimators = [extras["estimator"]] + [
+                    TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
+                    for i in range(1, workers)
+                ]
+                copies = iter(estimators)
+                stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
+            else:
+                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes))
+                extras["keypoint_boxes"] = keypoint_boxes
             if config.smooth.filter != "none" and not photos:
                 from posestream.stages.smooth import SmoothStage
 
@@ -173,7 +244,7 @@ def build_pipeline(
             w, h = info.size_wh
             size_wh = (w, h + strip_height(info.size_wh, strip_lines))  # banner/HUD strip above the picture
             stages.append(VideoSink(video_file, size_wh, fps=info.fps, time_base=info.time_base,
-                                    crf=out.crf, preset=out.preset))  # fmt: skip
+                                    crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
         if image_file or out.image_dir:
             stages.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
@@ -188,12 +259,15 @@ def build_pipeline(
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
         source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
+        resources = _describe_resources(backend, detector, config)
+        resources["threads"] = budget.describe()
+        extras["budget"] = budget
         outputs = [Path(p) for p in sinks if p]
         live_url = None
         for sink in live_sinks:  # last: nothing after this can fail, so a started server is always closed
             if isinstance(sink, ServeSink):
                 live_url = sink.server.start().url
-        return Pipeline(graph, info, live, model_name, random_weights, extras, outputs, live_url)
+        return Pipeline(graph, info, live, model_name, random_weights, extras, resources, outputs, live_url)
     except BaseException:
         reader.close()
         raise
@@ -240,6 +314,20 @@ def _check_image_outputs(info: SourceInfo, image_file: str | None, image_dir: st
         raise InputError(f"--out-video {image_file} is the source picture itself; choose another file")
 
 
+def _describe_resources(backend, detector, config: Config) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if backend is not None:
+        reason = getattr(backend, "precision_reason", "")
+        precision = getattr(backend, "precision", "")
+        session = getattr(backend, "session", None)
+        threads = f", {session.threads} threads" if session is not None and not backend.on_gpu else ""
+        out["pose"] = f"{backend.name} {precision}" + (f" ({reason})" if reason else "") + threads
+    if detector is not None:
+        session = getattr(detector, "session", None)
+        out["detector"] = detector.name + (f" on {session.name}, {session.threads} threads" if session else "")
+    return out
+
+
 GPU_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -250,25 +338,62 @@ def _batch_buckets(config: Config, backend) -> tuple[int, ...] | None:
     return GPU_BUCKETS if backend.on_gpu else None
 
 
-def _build_detector(config: Config, tracking: bool):
+def pose_workers(config: Config, live: bool) -> int:
+    """Pose stage copies: ``pose.workers`` for lossless sources; 1 for live ones (fresh frames
+    matter more than throughput there) and with keypoint-driven boxes (they need the previous
+    frame's keypoints before the next frame is posed)."""
+    if live or (config.detector.keypoint_boxes and _named(config.detector.model)):
+        return 1
+    return max(1, config.pose.workers)
+
+
+def thread_budget(config: Config, workers: int | None = None) -> ThreadBudget:
+    """The CPU thread budget of a run (see ``posestream.pipeline.budget``): decode always; pose when
+    a pose model runs on the CPU (one consumer per pose worker: ``pose.0``, ``pose.1``, ...); the
+    detector when a detector file is configured; encode when a video is written. Counts set in the
+    config are kept; 0 means a share of ``pipeline.cores``."""
+    p, pose = config.pipeline, config.pose
+    requested = {"decode": p.decode_threads}
+    weights = dict(BUDGET_WEIGHTS)
+    workers = pose_workers(config, config.source.live == "true" or config.source.realtime) if workers is None else workers
+    posing = _named(pose.model) or pose.variant
+    if posing and workers > 1:
+        for i in range(workers):
+            requested[f"pose.{i}"] = pose.threads
+            weights[f"pose.{i}"] = BUDGET_WEIGHTS["pose"] / workers
+    elif posing:
+        requested["pose"] = pose.threads
+    if _named(config.detector.model):
+        requested["detector"] = config.detector.threads
+    if config.output.video:
+        requested["encode"] = p.encode_threads
+    return plan_threads(p.cores or usable_cores(), requested, weights)
+
+
+# Spare cores go to the model stages: pose (most of the work per frame) before the detector.
+BUDGET_WEIGHTS = {"pose": 3.0, "detector": 1.0}
+
+
+def _build_detector(config: Config, threads: int = 1):
     from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
-    if not d.model or d.model.lower() == NONE:
+    if not _named(d.model):
         return FullFrameDetector()
     from posestream.models.catalog import detector_file, is_model_name
 
     model = detector_file(d.model) if is_model_name(d.model) else d.model
-    # Tracked: keep the low boxes, ByteTrack's second association needs them. Untracked (photos, or
-    # tracker.enabled false): every box left is a person, so only those scoring detector.conf.
-    threshold = d.score_threshold if tracking else d.conf
+    # Low on purpose (ByteTrack's second association); untracked runs keep only boxes scoring
+    # detector.conf, a filter of the detect stage, so loaded models serve tracked and photo runs alike.
     return load_person_detector(
         model,
-        score_threshold=threshold,
+        score_threshold=min(d.score_threshold, d.conf),
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,
-        intra_op_threads=d.threads,
+        intra_op_threads=d.threads or threads,
         providers=d.providers,
+        engine=d.engine,
+        precision=d.precision,
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from posestream import __version__
 from posestream.errors import ExportError, InputError, StageError
 
-__all__ = ["main"]
+__all__ = ["main", "execute", "guarded", "add_pipeline_options", "config_from_args"]
 
 log = logging.getLogger("posestream")
 
@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "train": ("posestream.training.cli", "fine-tune ViTPose on a COCO-format keypoint dataset"),
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
+    "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
     "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
 }
 
@@ -98,39 +99,12 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a video file, image folder, camera or URL through the graph")
     run.add_argument("source", help="video file, image folder/glob, camera index (0 = /dev/video0) or URL")
-    run.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file (a path: has a / or "
-                                      "a .yaml/.yml suffix); default: built-in defaults")  # fmt: skip
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                     help="override one config value, e.g. --set tracker.lost_track_buffer=60 (repeatable; "
-                          "every key with its meaning: posestream config show)")  # fmt: skip
-    run.add_argument("--detector", metavar="FILE|NAME|none",
-                     help="person detector: an ONNX file (YOLOX or Ultralytics), a known name (yolox-nano ... "
-                          "yolox-l, fetched once into the cache) or 'none' (one box = the whole frame). "
-                          "Default: yolox-nano when no model is named at all, else none")  # fmt: skip
-    run.add_argument("--pose-model", metavar="FILE|NAME|none",
-                     help="pose model: an exported ViTPose ONNX file, a known name (vitpose-s-coco, ...: "
-                          "fetched and exported once into the cache; see `posestream models`) or 'none' "
-                          "(boxes and ids only). Default: vitpose-s-coco when no model is named at all")  # fmt: skip
-    run.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
-    run.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
-    run.add_argument("--conf", type=float, metavar="SCORE",
-                     help="detector score a box needs to become a person: photos and untracked runs pose "
-                          f"every box above it (detector.conf, default {_cfg_default('detector.conf')}); "
-                          "tracked runs start tracks only above it (tracker.new_track_threshold, default "
-                          f"{_cfg_default('tracker.new_track_threshold')}; lower boxes still follow people "
-                          "already tracked)")  # fmt: skip
-    run.add_argument("--device", metavar="cpu|cuda|cuda:N",
-                     help="where the models run: sets pose.device and the onnxruntime providers of the pose "
-                          "model and the detector (cuda: CUDA first, CPU as fallback); default cpu")  # fmt: skip
-    run.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
-                     help=f"temporal smoothing filter (smooth.filter; default {_cfg_default('smooth.filter')} "
-                          "or the preset's)")  # fmt: skip
+    add_pipeline_options(run)
     run.add_argument("--out-video", help="annotated H.264 MP4; for a single still, an image file (.png, .jpg)")
     run.add_argument("--out-dir", help="image sources: annotated pictures in this folder, under their own names")
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
-    run.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--track", action="store_true",
                      help="image folders/globs are a frame sequence: track people across them (default: "
@@ -158,6 +132,66 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                 raise
             p.set_defaults(_missing=module)
     return parser
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The config and model options of `run`, shared by every command that runs the pipeline."""
+    parser.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file (a path: has a / or "
+                                         "a .yaml/.yml suffix); default: built-in defaults")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one config value, e.g. --set tracker.lost_track_buffer=60 (repeatable; "
+                             "every key with its meaning: posestream config show)")  # fmt: skip
+    parser.add_argument("--detector", metavar="FILE|NAME|none",
+                        help="person detector: an ONNX file (YOLOX or Ultralytics), a known name (yolox-nano "
+                             "... yolox-l, fetched once into the cache) or 'none' (one box = the whole frame). "
+                             "Default (run): yolox-nano when no model is named at all, else none")  # fmt: skip
+    parser.add_argument("--pose-model", metavar="FILE|NAME|none",
+                        help="pose model: an exported ViTPose ONNX file, a known name (vitpose-s-coco, ...: "
+                             "fetched and exported once into the cache; see `posestream models`) or 'none' "
+                             "(boxes and ids only). Default (run): vitpose-s-coco when no model is named")  # fmt: skip
+    parser.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
+    parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    parser.add_argument("--conf", type=float, metavar="SCORE",
+                        help="detector score a box needs to become a person: photos and untracked runs pose "
+                             f"every box above it (detector.conf, default {_cfg_default('detector.conf')}); "
+                             "tracked runs start tracks only above it (tracker.new_track_threshold, default "
+                             f"{_cfg_default('tracker.new_track_threshold')}; lower boxes still follow people "
+                             "already tracked)")  # fmt: skip
+    parser.add_argument("--device", metavar="cpu|cuda|cuda:N",
+                        help="where the models run: sets pose.device and the onnxruntime providers of the "
+                             "pose model and the detector (cuda: CUDA first, CPU as fallback); default cpu")  # fmt: skip
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16"],
+                        help="pose model precision; auto (default): bf16 where the CPU has AVX512_BF16/AMX, "
+                             "else fp32; int8 quantises once with --calibration")  # fmt: skip
+    parser.add_argument("--calibration", metavar="DIR",
+                        help="int8 calibration pictures: a folder with images/ and person_keypoints.json")  # fmt: skip
+    parser.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
+                        help=f"temporal smoothing filter (smooth.filter; default {_cfg_default('smooth.filter')} "
+                             "or the preset's)")  # fmt: skip
+    parser.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
+
+
+def config_from_args(args: argparse.Namespace, extra: dict | None = None):
+    """The Config that `add_pipeline_options` flags (and ``extra`` dotted keys, None = unset) describe."""
+    from posestream.config import apply_overrides, load_config
+
+    config = load_config(args.config, args.overrides)
+    flags = {
+        "detector.model": args.detector,
+        "pose.model": args.pose_model,
+        "pose.variant": args.variant,
+        "pose.weights": args.weights,
+        "pose.precision": args.precision,
+        "pose.calibration": args.calibration,
+        "smooth.filter": args.smooth,
+        "source.max_frames": args.max_frames,
+        **(extra or {}),
+    }
+    flags |= _conf_flags(args.conf, config) | _device_flags(args.device)
+    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
+    if args.variant and config.pose.model:
+        raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,30 +242,19 @@ def guarded(fn: Callable[[], int]) -> int:
 # --------------------------------------------------------------------------- run
 def _run(args: argparse.Namespace) -> int:
     from posestream.app import RANDOM_BANNER, build_pipeline, with_default_models
-    from posestream.config import apply_overrides, load_config
+    from posestream.config import apply_overrides
 
-    config = load_config(args.config, args.overrides)
-    flags = {
-        "detector.model": args.detector,
-        "pose.model": args.pose_model,
-        "pose.variant": args.variant,
-        "pose.weights": args.weights,
-        "smooth.filter": args.smooth,
+    extra = {
         "output.video": args.out_video,
         "output.json": args.out_json,
         "output.csv": args.out_csv,
         "output.image_dir": args.out_dir,
         "source.track_images": True if args.track else None,
-        "source.max_frames": args.max_frames,
         "source.realtime": True if args.realtime else None,
         "output.serve": args.serve,
         "output.show": True if args.show else None,
     }
-    flags |= _conf_flags(args.conf, config) | _device_flags(args.device)
-    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
-    if args.variant and config.pose.model:
-        raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
-    config, chosen = with_default_models(config)
+    config, chosen = with_default_models(config_from_args(args, extra))
     angles_from = None
     if args.out_angles:  # the angle report reads the keypoints file once the run has written it
         angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
@@ -290,11 +313,13 @@ def _device_flags(device: str | None) -> dict[str, object]:
     return {"pose.device": device, "pose.providers": providers, "detector.providers": providers}
 
 
-def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False) -> int:
+def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False,
+            on_frames: Callable[[int], None] | None = None) -> int:  # fmt: skip
     """Run a built pipeline to the end: progress, SIGTERM handling, summary table.
 
     progress: on a terminal a bar (files only: a live source has no end to measure against), else a
     line every ``progress_every_s`` seconds (frames, fps, eta). quiet: no summary table.
+    ``on_frames(n)`` is called a few times a second with the frames done so far (batch progress).
     Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
     (after the other stages have finalised their outputs).
     """
@@ -319,6 +344,8 @@ def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, 
             bar.update(done - bar.n)
         if lines is not None:
             lines.update(done)
+        if on_frames is not None:
+            on_frames(done)
 
     try:
         result = graph.run(on_tick=tick if (bar or lines) else None)
@@ -371,6 +398,8 @@ def _print_summary(result, pipeline) -> None:
                       f"{s.p95_ms:.1f}", f"{s.busy:.0%}", str(s.max_queue))  # fmt: skip
     console = Console(stderr=True)
     console.print(table)
+    for what, text in getattr(pipeline, "resources", {}).items():
+        console.print(f"{what}: {text}", highlight=False)
     if pipeline.random_weights:
         console.print("[bold red]random weights: keypoints are meaningless[/]")
 

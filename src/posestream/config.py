@@ -47,6 +47,12 @@ class PipelineConfig:
     live_queue_size: int = 1  # capacity of each edge for live sources (drop-oldest)
     overflow: Literal["auto", "block", "drop_oldest"] = "auto"  # auto: drop_oldest iff live
     shutdown_timeout_s: float = 2.0
+    # CPU thread budget (posestream.pipeline.budget): cores shared among the pose model, the
+    # detector, the decoder and the encoder; 0 = auto (the process's usable cores; each consumer
+    # with 0 threads gets 1 plus its share of the spare cores, the pose model most).
+    cores: int = 0
+    decode_threads: int = 0  # FFmpeg decoder threads; 0 = from the budget
+    encode_threads: int = 0  # libx264 threads; 0 = from the budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +67,18 @@ class DetectorConfig:
     conf: float = 0.3
     nms_iou_threshold: float = 0.45  # boxes overlapping more than this are duplicates
     detect_every: int = 1  # run the detector every N frames; the tracker predicts boxes between
+    # Keypoint-driven boxes (tracking/keypoint_boxes.py): between detections a confidently posed
+    # person is posed in the box of their last keypoints, and the detector runs every detect_every
+    # frames or at once when someone's confidence drops (live: less often while pose falls behind).
+    keypoint_boxes: bool = False
+    keypoint_min_confidence: float = 0.5  # fraction of keypoints above smooth.score_threshold
     max_people: int = 100
     providers: tuple[str, ...] = ("cpu",)
-    threads: int = 2
+    threads: int = 0  # inference threads; 0 = from the budget (pipeline.cores)
+    # auto: OpenVINO on the CPU (when installed), onnxruntime with GPU providers.
+    engine: Literal["auto", "onnxruntime", "openvino"] = "auto"
+    # auto: bf16 where the CPU has AVX512_BF16 / AMX (OpenVINO), else fp32.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +113,17 @@ class PoseConfig:
     decoder: Literal["classic", "simple"] = "classic"
     providers: tuple[str, ...] = ("cpu",)  # onnxruntime: cpu | cuda | tensorrt
     device: str = "cpu"  # torch
-    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # torch
-    threads: int = 2
+    # ONNX files: auto = OpenVINO on the CPU (when installed), onnxruntime with GPU providers.
+    engine: Literal["auto", "onnxruntime", "openvino"] = "auto"
+    # auto = the fastest precision this CPU runs natively without measurable loss: bf16 where it has
+    # AVX512_BF16 / AMX (OpenVINO, torch), else fp32. int8 quantises an fp32 file once (cached),
+    # calibrated on `calibration`; fp16: torch on a GPU, or a file exported as fp16.
+    precision: Literal["auto", "fp32", "bf16", "int8", "fp16"] = "auto"
+    calibration: str | None = None  # folder with images/ + person_keypoints.json (int8 only)
+    threads: int = 0  # inference threads per pose worker; 0 = from the budget (pipeline.cores)
+    # Pose workers: copies of the pose stage (each its own session) on frames in turn, outputs put
+    # back in frame order. Lossless sources only; keypoint-driven boxes need 1 (previous frame).
+    workers: int = 1
     # Pad each frame's batch up to one of these sizes so GPU engines (CUDA graphs, TensorRT
     # profiles) are not re-planned for every people count. Empty = auto: (1, 2, 4, 8, 16, 32, 64)
     # on GPU, no padding on CPU, where padded crops cost full compute (measured: ViTPose-S on ORT

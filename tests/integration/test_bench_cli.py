@@ -38,6 +38,9 @@ def tiny_onnx(tmp_path_factory) -> Path:
 
 
 def test_bench_writes_json_md_png_with_every_figure(shared, tiny_onnx, tmp_path, capsys):
+    from posestream.runtime.precision import cpu_has_native_bf16
+
+    bf16 = cpu_has_native_bf16()
     out = tmp_path / "bench"
     code = cli.main(["bench", "--pose-model", str(tiny_onnx), "--batch-sizes", "1", "2", "--seconds", "0.2",
                      "--frames", "4", "--out-dir", str(out)])  # fmt: skip
@@ -47,15 +50,18 @@ def test_bench_writes_json_md_png_with_every_figure(shared, tiny_onnx, tmp_path,
     assert report["environment"]["cpu"] and report["environment"]["versions"]["onnxruntime"]
 
     ok = [c for c in report["model_only"]["cells"] if c["status"] == "ok"]
-    assert [(c["backend"], c["batch"]) for c in ok] == [("ort-cpu", 1), ("ort-cpu", 2)]
+    ov = [("ov-cpu-fp32", 1), ("ov-cpu-fp32", 2)] + ([("ov-cpu-bf16", 1), ("ov-cpu-bf16", 2)] if bf16 else [])
+    assert [(c["backend"], c["batch"]) for c in ok] == [("ort-cpu", 1), ("ort-cpu", 2)] + ov
     for cell in ok:
-        assert cell["granted"][0] == "CPUExecutionProvider" and cell["calls"] >= 3
+        assert cell["granted"][0] in ("CPUExecutionProvider", "CPU:fp32", "CPU:bf16") and cell["calls"] >= 3
         assert cell["crops_per_s"] > 0 and cell["p50_ms"] <= cell["p95_ms"]
     # The PyTorch backends cannot rebuild a custom-sized ONNX file; they are listed as not measured.
     assert any("torch-cpu-fp32" in s["what"] for s in report["skipped"])
 
-    (run,) = report["end_to_end"]["runs"]
-    assert run["backend"] == "ort-cpu" and run["frames"] == 4  # lossless: every frame counted
+    runs = report["end_to_end"]["runs"]
+    assert [r["backend"] for r in runs] == ["ort-cpu", "ov-cpu-fp32"] + (["ov-cpu-bf16"] if bf16 else [])
+    run = runs[0]
+    assert run["frames"] == 4 and " threads on " in run["thread_budget"] and "pose" in run["thread_budget"]
     assert run["graph"]["fps"] > 0 and run["sequential"]["fps"] > 0 and run["stage_alone"]["fps"] > 0
     assert run["speedup_vs_sequential"] > 0 and 0 < run["efficiency"]
     stages = [s["name"] for s in run["graph"]["stages"]]
@@ -123,7 +129,10 @@ def test_time_calls_warms_up_then_times_at_least_min_calls():
 def test_gpu_backends_are_selected_only_where_the_libraries_report_them():
     cpu_only = Capabilities(("CPUExecutionProvider",), torch_cuda=False)
     selected, skipped = select_backends(None, cpu_only)
-    assert [s.name for s in selected] == ["ort-cpu", "torch-cpu-fp32", "torch-cpu-bf16"] and not skipped
+    from posestream.runtime.precision import cpu_has_native_bf16
+
+    ov = ["ov-cpu-fp32"] + (["ov-cpu-bf16"] if cpu_has_native_bf16() else [])
+    assert [s.name for s in selected] == ["ort-cpu", *ov, "torch-cpu-fp32", "torch-cpu-bf16"] and not skipped
     selected, skipped = select_backends(["ort-cpu", "torch-cuda-fp16", "ort-trt"], cpu_only)
     assert [s.name for s in selected] == ["ort-cpu"]
     assert skipped["torch-cuda-fp16"] == "torch sees no CUDA device"
@@ -135,7 +144,7 @@ def test_gpu_backends_are_selected_only_where_the_libraries_report_them():
     assert {"torch-cuda-fp32", "torch-cuda-fp16", "torch-cuda-bf16"} <= {s.name for s in selected}
     assert "ort-cuda" not in {s.name for s in selected}
     e2e = [s.name for s in default_e2e_backends(selected)]
-    assert e2e == ["ort-cpu", "torch-cuda-fp32", "torch-cuda-fp16", "torch-cuda-bf16"]
+    assert e2e == ["ort-cpu", *ov, "torch-cuda-fp32", "torch-cuda-fp16", "torch-cuda-bf16"]
 
     ort_gpu = Capabilities(
         ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"), torch_cuda=False
@@ -149,6 +158,6 @@ def test_torch_cuda_end_to_end_config_names_the_device_and_dtype(tmp_path):
     source = PoseModelSource(label="b", variant="b", cache_dir=tmp_path)
     settings = E2ESettings(Path("clip.mp4"), Path("det.onnx"), frames=5, threads=3, video_dir=None)
     config = pose_config(BACKENDS["torch-cuda-fp16"], source, settings, video=None)
-    assert (config.pose.model, config.pose.device, config.pose.dtype) == ("torch:b", "cuda", "fp16")
+    assert (config.pose.model, config.pose.device, config.pose.precision) == ("torch:b", "cuda", "fp16")
     assert config.source.max_frames == 5 and config.pose.threads == 3 and config.output.video is None
     assert config.smooth.filter == "none"  # the bench preset

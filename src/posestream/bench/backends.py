@@ -14,7 +14,10 @@ import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import importlib.util
+
 from posestream.errors import InputError
+from posestream.runtime.precision import cpu_has_native_bf16
 
 __all__ = ["BackendSpec", "BACKENDS", "machine_capabilities", "select_backends", "open_backend"]
 
@@ -41,7 +44,7 @@ class BackendSpec:
 
     @property
     def provider(self) -> str | None:
-        """The ONNX Runtime execution provider this backend must be granted, or None (torch)."""
+        """The ONNX Runtime execution provider this backend must be granted, or None (torch, OpenVINO)."""
         return _ORT_EP[self.providers[0]] if self.engine == "onnxruntime" else None
 
     @property
@@ -53,6 +56,8 @@ BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
         BackendSpec("ort-cpu", "onnxruntime", ("cpu",)),
+        BackendSpec("ov-cpu-fp32", "openvino", ("cpu",), dtype="fp32"),
+        BackendSpec("ov-cpu-bf16", "openvino", ("cpu",), dtype="bf16"),
         BackendSpec("ort-cuda", "onnxruntime", ("cuda",)),
         BackendSpec("ort-trt", "onnxruntime", ("tensorrt", "cuda")),
         BackendSpec("torch-cpu-fp32", "torch", device="cpu", dtype="fp32"),
@@ -81,6 +86,12 @@ def machine_capabilities() -> Capabilities:
 
 def missing_reason(spec: BackendSpec, caps: Capabilities) -> str | None:
     """Why ``spec`` cannot run here, or None when it can (as far as the libraries say)."""
+    if spec.engine == "openvino":
+        if importlib.util.find_spec("openvino") is None:
+            return "openvino is not installed"
+        if spec.dtype == "bf16" and not cpu_has_native_bf16():
+            return "this CPU has no native bf16 (AVX512_BF16 / AMX)"
+        return None
     if spec.engine == "onnxruntime":
         if spec.provider not in caps.ort_providers:
             return f"onnxruntime has no {spec.provider} (available: {', '.join(caps.ort_providers)})"
@@ -112,7 +123,7 @@ def select_backends(
 def default_e2e_backends(selected: Iterable[BackendSpec]) -> list[BackendSpec]:
     """End-to-end runs default to the ONNX Runtime backends (the pipeline's usual engine) and, on a
     machine whose onnxruntime lacks CUDA, the torch CUDA backends (so a GPU is used end to end)."""
-    return [s for s in selected if s.engine == "onnxruntime" or s.device.startswith("cuda")]
+    return [s for s in selected if s.engine in ("onnxruntime", "openvino") or s.device.startswith("cuda")]
 
 
 def _check_names(names: Sequence[str], flag: str) -> list[str]:
@@ -135,7 +146,10 @@ def open_backend(spec: BackendSpec, source, *, threads: int):
     from posestream.runtime.factory import open_pose_backend
 
     if spec.engine == "onnxruntime":
-        return open_pose_backend(source.onnx_file(), providers=spec.providers, threads=threads)
+        return open_pose_backend(source.onnx_file(), engine="onnxruntime", providers=spec.providers, threads=threads,
+                                 precision="fp32")  # fmt: skip
+    if spec.engine == "openvino":
+        return open_pose_backend(source.onnx_file(), engine="openvino", threads=threads, precision=spec.dtype)
     model = copy.deepcopy(source.torch_model())
     info = ModelInfo(variant=source.variant or "", random_weights=source.torch_random)
     return open_pose_backend(model, device=spec.device, precision=spec.dtype, info=info)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from posestream.bench.report import DEFINITIONS, write_reports
 
     _validate(args)
-    threads = args.threads or _usable_cores()
+    threads = args.threads or _usable_cores()  # model-only: the model alone gets every core
     caps = machine_capabilities()
     selected, unavailable = select_backends(args.backends, caps)
     skipped = [{"what": f"backend {name}", "reason": reason} for name, reason in unavailable.items()]
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             args.detector, DEFAULT_DETECTOR, "--detector"
         )
         videos = None if args.no_video else args.out_dir / "videos"
-        settings = E2ESettings(clip, detector, args.frames, threads, videos)
+        settings = E2ESettings(clip, detector, args.frames, args.threads, videos)  # None: the run's budget
         if args.e2e_backends:
             names = check_backend_names(args.e2e_backends, "--e2e-backends")
             e2e_specs, missing = select_backends(names, caps)

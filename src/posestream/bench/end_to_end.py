@@ -41,7 +41,7 @@ class E2ESettings:
     clip: Path
     detector: Path
     frames: int
-    threads: int
+    threads: int | None  # None: the run's own CPU thread budget
     video_dir: Path | None  # None: no render, no video (--no-video)
 
 
@@ -68,19 +68,20 @@ def pose_config(spec: BackendSpec, source: PoseModelSource, settings: E2ESetting
     overrides: dict[str, object] = {
         "source.max_frames": settings.frames,
         "detector.model": str(settings.detector),
-        "detector.threads": settings.threads,
         # Full EP name: the detector loader takes onnxruntime names, not the config's short 'cpu'.
         "detector.providers": ["CPUExecutionProvider"],
-        "pose.threads": settings.threads,
     }
-    if spec.engine == "onnxruntime":
-        overrides |= {"pose.model": str(source.onnx_file()), "pose.providers": list(spec.providers)}
+    if settings.threads:  # else the run's own CPU thread budget decides, as in `posestream run`
+        overrides |= {"detector.threads": settings.threads, "pose.threads": settings.threads}
+    if spec.engine in ("onnxruntime", "openvino"):
+        overrides |= {"pose.model": str(source.onnx_file()), "pose.providers": list(spec.providers),
+                      "pose.engine": spec.engine, "pose.precision": spec.dtype}  # fmt: skip
     else:
         if source.weights is None:
             overrides["pose.model"] = f"torch:{source.variant}"  # random weights, in PyTorch
         else:
             overrides |= {"pose.variant": source.variant, "pose.weights": str(source.weights)}
-        overrides |= {"pose.device": spec.device, "pose.dtype": spec.dtype}
+        overrides |= {"pose.device": spec.device, "pose.precision": spec.dtype}
     if video is not None:
         overrides["output.video"] = str(video)
     return apply_overrides(load_config("bench"), overrides)
@@ -114,6 +115,7 @@ def run_end_to_end(
         "backend": spec.name,
         "granted": graph.pop("granted"),
         "random_weights": graph.pop("random_weights"),
+        "thread_budget": graph.pop("thread_budget"),
         "frames": graph["frames"],
         "people_per_frame": sequential["people_per_frame"],
         "graph": graph,
@@ -167,6 +169,7 @@ def _graph_pass(spec, source, settings, frame0, video) -> dict:
         "video": str(video) if video is not None else None,
         "granted": granted,
         "random_weights": bool(pipeline.random_weights),
+        "thread_budget": pipeline.resources.get("threads"),
     }
 
 

@@ -34,6 +34,8 @@ DEFINITIONS = {
     ),
     "efficiency": (
         "graph efficiency = graph fps / (1000 / mean ms per frame of the slowest stage run alone). "
+        "The stages alone run right after the graph (same block), built from the same config, so with the "
+        "same threads (the run's CPU thread budget unless --threads is given). "
         "1.0 = the graph runs as fast as its slowest stage alone; below 1 = contention between stages "
         "(shared cores, GIL) or pipeline start/drain costs."
     ),
@@ -148,11 +150,11 @@ def render_markdown(report: dict) -> str:
         out += ["## Graph efficiency", "", DEFINITIONS["stage_alone"], "", DEFINITIONS["efficiency"], ""]
         rows = [
             [r["model"], r["backend"], r["slowest_stage"]["name"], r["slowest_stage"]["mean_ms"],
-             r["slowest_stage"]["fps"], r["graph"]["fps"], f"{r['efficiency']:.0%}"]
+             r["slowest_stage"]["fps"], r["graph"]["fps"], f"{r['efficiency']:.0%}", r.get("thread_budget") or ""]
             for r in runs
         ]  # fmt: skip
         out += _table(["model", "backend", "slowest stage alone", "its ms/frame", "its fps", "graph fps",
-                       "efficiency"], rows)  # fmt: skip
+                       "efficiency", "thread budget (graph and stages alone)"], rows)  # fmt: skip
         out.append("")
 
     skipped = report["skipped"]

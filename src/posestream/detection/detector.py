@@ -22,6 +22,8 @@ from posestream.detection.letterbox import Letterbox
 from posestream.detection.ultralytics import UltralyticsDecoder
 from posestream.detection.yolox import YoloxDecodedDecoder, YoloxRawDecoder
 from posestream.errors import InputError
+from posestream.runtime.factory import resolve_engine
+from posestream.runtime.precision import resolve_precision
 from posestream.runtime.sessions import Session, open_session
 from posestream.types import Detections
 
@@ -121,8 +123,8 @@ def load_person_detector(
     max_people: int = 100,
     intra_op_threads: int = 2,
     providers: Sequence[str] | None = None,
-    engine: str = "onnxruntime",
-    precision: str = "fp32",
+    engine: str = "auto",
+    precision: str = "auto",
 ) -> PersonDetector:
     """Open a YOLOX or Ultralytics ONNX detector; ``None`` gives the ``FullFrameDetector`` fallback.
 
@@ -137,7 +139,8 @@ def load_person_detector(
         shares the CPU with decode and pose stages running at the same time.
     providers: onnxruntime execution providers in preference order (default CPU); those not granted
         are logged as a warning.
-    engine / precision: see ``posestream.runtime.sessions.open_session``.
+    engine / precision: 'auto' picks as for the pose model (``resolve_engine``, ``resolve_precision``:
+        OpenVINO on the CPU, bf16 where native); fp32 or bf16 (int8 is not offered for the detector).
 
     Raises ModelFileError for a missing, unloadable or unrecognised file, InputError for a setting
     out of range.
@@ -155,8 +158,13 @@ def load_person_detector(
             f"{max_people}, {intra_op_threads}, {min_box_area}"
         )
     path = Path(path)
+    providers = providers or ("cpu",)
+    engine = resolve_engine(engine, providers)
+    precision, _ = resolve_precision(precision, engine)
+    if precision not in ("fp32", "bf16"):
+        raise InputError(f"detector precision: expected auto, fp32 or bf16, got {precision!r}")
     session = open_session(
-        path, engine=engine, threads=intra_op_threads, providers=providers or ("cpu",), precision=precision,
+        path, engine=engine, threads=intra_op_threads, providers=providers, precision=precision,
         what="detector model",
     )  # fmt: skip
     spec = recognise_format(session, path)

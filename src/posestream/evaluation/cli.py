@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--providers", default="cpu", help="onnxruntime providers for --pose-model, e.g. cuda,cpu"
     )
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16"], default="auto",
+                        help="auto: bf16 where the CPU has AVX512_BF16/AMX, else fp32; int8 needs --calibration")
+    parser.add_argument("--calibration", metavar="DIR",
+                        help="int8 calibration pictures: a folder with images/ and person_keypoints.json")
     parser.add_argument("--out-dir", default="eval_out", help="where results.json and report.{json,md} go")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -55,8 +59,15 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
 
     if bool(args.pose_model) == bool(args.variant or args.weights):
         raise InputError("give either --pose-model X.onnx or --variant V --weights W|none")
+    precision = getattr(args, "precision", "auto")
     if args.pose_model:
-        return open_pose_backend(args.pose_model, providers=tuple(args.providers.split(",")))
+        calibration = None
+        if getattr(args, "calibration", None):
+            from posestream.evaluation.calibration import pose_calibration
+
+            calibration = pose_calibration(args.calibration)
+        return open_pose_backend(args.pose_model, providers=tuple(args.providers.split(",")), precision=precision,
+                                 calibration=calibration)  # fmt: skip
 
     # A PyTorch module: built here because a checkpoint of `posestream train` knows its own
     # architecture and keypoints (read once); the factory then builds the backend around it.
@@ -83,7 +94,7 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
         names = dataset.category.keypoints
     variant_name = str(getattr(model, "variant", ""))
     info = ModelInfo(variant=variant_name, keypoint_names=names, random_weights=path is None)
-    return open_pose_backend(model, device=args.device, info=info)
+    return open_pose_backend(model, device=args.device, precision=precision, info=info)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,8 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, type=Path, help="output file (.onnx, or .engine with --format engine)"
     )
     precision = parser.add_mutually_exclusive_group()
-    precision.add_argument("--fp16", action="store_true", help="float16 weights and compute, float32 I/O")
-    precision.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (ONNX, CPU)")
+    precision.add_argument("--precision", choices=["fp32", "fp16", "int8"], default=None,
+                           help="fp32 (default); fp16 weights and compute (float32 I/O); int8: static QDQ "
+                                "calibrated on --calibration (dynamic without it). bf16 is a run-time setting "
+                                "(`run --precision bf16`), not a file format")  # fmt: skip
+    precision.add_argument("--fp16", action="store_true", help="same as --precision fp16")
+    precision.add_argument("--int8", action="store_true", help="same as --precision int8")
+    parser.add_argument("--calibration", metavar="DIR",
+                        help="int8: real person crops from this folder (images/ + person_keypoints.json)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument(
         "--format", choices=["onnx", "engine"], default="onnx", help="onnx, or a TensorRT engine"
@@ -63,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export as ``args`` say; print the report. Returns the exit code (0)."""
+    chosen = getattr(args, "precision", None)
+    args.fp16 = args.fp16 or chosen == "fp16"
+    args.int8 = args.int8 or chosen == "int8"
+    calibration_dir = getattr(args, "calibration", None)
+    if calibration_dir and not args.int8:
+        raise InputError("--calibration is for --precision int8")
     if not _OPSET_RANGE[0] <= args.opset <= _OPSET_RANGE[1]:
         raise InputError(f"--opset {args.opset}: expected {_OPSET_RANGE[0]}..{_OPSET_RANGE[1]}")
     if args.keypoints is not None and args.keypoints < 1:
@@ -98,9 +110,15 @@ def run(args: argparse.Namespace) -> int:
     model.eval()
 
     onnx_out = args.out if args.format == "onnx" else args.out.with_suffix(".onnx")
+    calibration = None
+    if calibration_dir:
+        from posestream.evaluation.calibration import person_crop_calibration
+        from posestream.runtime.base import ModelInfo
+
+        calibration = person_crop_calibration(calibration_dir, ModelInfo(input_size_hw=model.img_size_hw))
     report = export_onnx(
         model, onnx_out, opset=args.opset, fp16=args.fp16, int8=args.int8,
-        random_weights=weights is None, atol=args.atol,
+        random_weights=weights is None, atol=args.atol, calibration=calibration,
     )  # fmt: skip
     print(
         f"exported ViTPose-{variant.upper()} ({model.decoder_kind} decoder, {model.num_keypoints} keypoints, "
@@ -109,10 +127,13 @@ def run(args: argparse.Namespace) -> int:
     batches = ", ".join(map(str, report.batch_sizes_checked))
     size_mb = report.size_bytes / 1e6
     print(f"  file            {report.path} ({size_mb:.1f} MB, {report.precision}, opset {report.opset})")
+    verdict = f"tolerance {report.tolerance:g}" if report.judged else "not judged: random weights give flat heatmaps"
     print(
-        f"  ORT vs PyTorch  max abs diff {report.max_abs_diff:.3g} (tolerance {report.tolerance:g}; "
+        f"  ORT vs PyTorch  max abs diff {report.max_abs_diff:.3g} ({verdict}; "
         f"heatmap max {report.max_abs_reference:.3g}; batch {batches})"
     )
+    if report.quantisation:
+        print(f"  int8            {report.quantisation}")
     print(f"  time            {report.seconds:.1f} s")
     if args.format == "engine":
         from posestream.export.tensorrt import build_engine

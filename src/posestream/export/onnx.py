@@ -90,11 +90,14 @@ class ExportReport:
     batch_sizes_checked: tuple[int, ...]
     seconds: float
     size_bytes: int
+    judged: bool = True  # False: int8 of random weights, whose flat heatmaps cannot judge it
+    quantisation: str = ""  # int8: "static (calibrated)" or "dynamic"
 
     def summary(self) -> str:
+        verdict = f"tolerance {self.tolerance:g}" if self.judged else "not judged: random weights, flat heatmaps"
         return (
             f"{self.path}: {self.precision}, opset {self.opset}, {self.size_bytes / 1e6:.1f} MB; "
-            f"ORT vs PyTorch max abs diff {self.max_abs_diff:.3g} (tolerance {self.tolerance:g}, "
+            f"ORT vs PyTorch max abs diff {self.max_abs_diff:.3g} ({verdict}, "
             f"heatmap max {self.max_abs_reference:.3g}) at batch "
             f"{', '.join(map(str, self.batch_sizes_checked))}; {self.seconds:.1f} s"
         )
@@ -110,13 +113,21 @@ def export_onnx(
     random_weights: bool,
     atol: float | None = None,
     keypoint_names: Sequence[str] | None = None,
+    calibration=None,
 ) -> ExportReport:
     """Export ``model`` ((N, 3, H, W) -> (N, K, h, w)) to ``out_path`` and verify it in ONNX Runtime.
 
     random_weights: recorded in the metadata so every consumer can warn; required on purpose.
     keypoint_names: K names for the metadata; default COCO's 17 when K == 17.
+    calibration: int8 only, a ``posestream.runtime.quantize.Calibration`` of real model inputs:
+        static int8 (QDQ, ranges from these inputs), verified on them; without it, dynamic int8.
     Raises ExportError when the export fails or ORT disagrees with PyTorch beyond ``atol``
     (default ``DEFAULT_TOLERANCE[precision]``); ValueError for contradictory arguments.
+
+    int8 with random weights is not judged: random heatmaps are flat (no peak), so the difference
+    is noise of the same size as the signal and says nothing about the quantisation. The report
+    then says ``judged=False``; judge int8 on a model with peaked heatmaps (trained weights, or
+    ``posestream.bench.peaked``).
     """
     if fp16 and int8:
         raise ValueError("fp16 and int8 are exclusive: pick one precision")
@@ -134,7 +145,7 @@ def export_onnx(
         with tempfile.TemporaryDirectory(prefix="posestream-export-", dir=out_path.parent) as tmp:
             fp32_path = Path(tmp) / "fp32.onnx"
             _torch_export(model, fp32_path, opset, (img_h, img_w))
-            proto = _convert(fp32_path, Path(tmp), precision)
+            proto = _convert(fp32_path, Path(tmp), precision, calibration)
             with torch.no_grad():
                 heatmap_hw = tuple(model(torch.zeros(1, 3, img_h, img_w)).shape[-2:])
             metadata = {
@@ -151,9 +162,13 @@ def export_onnx(
             }
             staged = Path(tmp) / out_path.name
             _save(proto, staged, metadata)
-            max_diff, max_ref = verify_onnx(model, staged, VERIFY_BATCH_SIZES)
+            inputs = None
+            if calibration is not None:  # real inputs: what the quantised ranges were made for
+                inputs = np.concatenate([b for _, b in zip(range(16), calibration.batches())])
+            max_diff, max_ref = verify_onnx(model, staged, VERIFY_BATCH_SIZES, inputs=inputs)
             log.info("ORT vs PyTorch (%s): max abs diff %.3g, heatmap max %.3g", precision, max_diff, max_ref)
-            if not max_diff <= tolerance:  # also catches NaN
+            judged = not (precision == "int8" and random_weights)
+            if judged and not max_diff <= tolerance:  # also catches NaN
                 raise ExportError(
                     f"export {out_path}: ONNX Runtime output differs from PyTorch by {max_diff:.3g} "
                     f"(tolerance {tolerance:g} for {precision}); file not written"
@@ -171,13 +186,17 @@ def export_onnx(
         batch_sizes_checked=VERIFY_BATCH_SIZES,
         seconds=time.monotonic() - t_start,
         size_bytes=_size_with_data(out_path),
+        judged=judged,
+        quantisation=("static (calibrated)" if calibration is not None else "dynamic") if precision == "int8" else "",
     )
 
 
 def verify_onnx(
-    model: nn.Module, onnx_path: Path, batch_sizes: Sequence[int] = VERIFY_BATCH_SIZES, seed: int = 0
+    model: nn.Module, onnx_path: Path, batch_sizes: Sequence[int] = VERIFY_BATCH_SIZES, seed: int = 0,
+    inputs: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """(max |ORT - PyTorch|, max |PyTorch|) over seeded N(0, 1) inputs of each batch size.
+    """(max |ORT - PyTorch|, max |PyTorch|) over seeded N(0, 1) inputs of each batch size (or over
+    ``inputs`` (N, 3, H, W), real model inputs, in batches of the largest size).
 
     ``model`` must be on the CPU in float32 (the reference); max |ORT - PyTorch| is NaN when ORT
     produced a non-finite value. ORT runs on CPUExecutionProvider with as many threads as torch uses.
@@ -194,8 +213,13 @@ def verify_onnx(
     img_h, img_w = getattr(model, "img_size_hw", (256, 192))
     rng = np.random.default_rng(seed)
     max_diff = max_ref = 0.0
-    for batch in batch_sizes:
-        x = rng.standard_normal((batch, 3, img_h, img_w), dtype=np.float32)
+    if inputs is not None:
+        step = max(batch_sizes)
+        feeds = [np.ascontiguousarray(inputs[i : i + step], np.float32) for i in range(0, len(inputs), step)]
+    else:
+        feeds = [rng.standard_normal((batch, 3, img_h, img_w), dtype=np.float32) for batch in batch_sizes]
+    for x in feeds:
+        batch = len(x)
         (got,) = session.run({INPUT_NAME: x}, [OUTPUT_NAME])
         with torch.no_grad():
             want = model(torch.from_numpy(x)).numpy()
@@ -258,17 +282,22 @@ def _torch_export(model: nn.Module, path: Path, opset: int, img_hw: tuple[int, i
         raise ExportError(f"torch.onnx.export failed for opset {opset}: {type(exc).__name__}: {exc}") from exc
 
 
-def _convert(fp32_path: Path, tmp: Path, precision: str) -> onnx.ModelProto:
-    """The model to save: the fp32 export, or its fp16 / int8 version."""
+def _convert(fp32_path: Path, tmp: Path, precision: str, calibration=None) -> onnx.ModelProto:
+    """The model to save: the fp32 export, or its fp16 / int8 version (static with ``calibration``)."""
     if precision == "fp32":
         return onnx.load(str(fp32_path))
     if precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         return convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    int8_path = tmp / "int8.onnx"
+    if calibration is not None:
+        from posestream.runtime.quantize import quantize_onnx_static
+
+        quantize_onnx_static(fp32_path, calibration, int8_path)
+        return onnx.load(str(int8_path))
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    int8_path = tmp / "int8.onnx"
     # Signed int8 weights (activations uint8, dynamic): the U8S8 combination ORT's x86 kernels favour.
     quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
     return onnx.load(str(int8_path))

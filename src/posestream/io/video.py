@@ -63,10 +63,16 @@ class SourceInfo:
 class FrameReader:
     """Iterates ``Frame`` objects from one source. Open with ``open_source``; close when done."""
 
-    def __init__(self, info: SourceInfo, frames: Iterator[Frame], closer: callable) -> None:
+    def __init__(self, info: SourceInfo, frames: Iterator[Frame], closer: callable, stream=None) -> None:
         self.info = info
         self._frames = frames
         self._closer = closer
+        self.stream = stream  # the PyAV video stream (None for image folders)
+
+    @property
+    def decode_threads(self) -> int:
+        """Threads the decoder was given (1 for image folders: read on the caller's thread)."""
+        return int(self.stream.codec_context.thread_count) if self.stream is not None else 1
 
     def read(self) -> Frame | None:
         """The next frame, or None at end of stream."""
@@ -91,8 +97,13 @@ def open_source(
     image_fps: float = 30.0,
     camera_options: dict[str, str] | None = None,
     max_frames: int | None = None,
+    threads: int = 0,
 ) -> FrameReader:
-    """Open ``spec`` (see module docstring). Raises ``InputError`` naming the source on failure."""
+    """Open ``spec`` (see module docstring). Raises ``InputError`` naming the source on failure.
+
+    threads: FFmpeg decoder threads (0 = FFmpeg's choice, one per core); 1 decodes on the
+    reading thread only.
+    """
     spec = str(spec)
     if spec.isdigit() or spec.startswith("/dev/video"):
         device = f"/dev/video{spec}" if spec.isdigit() else spec
@@ -100,12 +111,12 @@ def open_source(
             device, fmt = (spec if spec.isdigit() else device), "avfoundation"
         else:
             fmt = "v4l2"
-        return _open_av(device, kind="camera", live=True, fmt=fmt, options=camera_options or {}, max_frames=max_frames)
+        return _open_av(device, "camera", True, fmt, camera_options or {}, max_frames, threads)
     if spec.startswith(LIVE_SCHEMES):
-        return _open_av(spec, "stream", True, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames)
+        return _open_av(spec, "stream", True, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads)
     if spec.startswith(("http://", "https://")):
         live = not spec.lower().split("?")[0].endswith(VIDEO_SUFFIXES)
-        return _open_av(spec, "stream", live, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames)
+        return _open_av(spec, "stream", live, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads)
     path = Path(spec)
     still = path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
     if path.is_dir() or still or (any(c in spec for c in "*?[") and not path.exists()):
@@ -114,11 +125,12 @@ def open_source(
         raise InputError(f"source '{spec}' does not exist (expected a video file, image folder, camera index or URL)")
     if not os.access(path, os.R_OK):
         raise InputError(f"source '{spec}' is not readable (check its permissions)")
-    return _open_av(spec, "file", False, None, {}, max_frames)
+    return _open_av(spec, "file", False, None, {}, max_frames, threads)
 
 
 def _open_av(
-    uri: str, kind: str, live: bool, fmt: str | None, options: dict[str, str], max_frames: int | None
+    uri: str, kind: str, live: bool, fmt: str | None, options: dict[str, str], max_frames: int | None,
+    threads: int = 0,
 ) -> FrameReader:
     try:
         container = av.open(uri, format=fmt, options=options, timeout=10.0 if kind != "file" else None)
@@ -130,6 +142,7 @@ def _open_av(
         raise InputError(f"{kind} '{uri}' has no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
+    stream.codec_context.thread_count = int(threads)  # 0 = FFmpeg's choice (one per core)
     frames = _decode(container, stream, uri, kind, live, max_frames)
     try:
         first = next(frames)  # decode one frame now: a corrupt or empty file fails here, before the graph
@@ -145,7 +158,7 @@ def _open_av(
         if max_frames is not None:
             count = min(count, max_frames) if count else max_frames
     info = SourceInfo(uri, kind, live, first.size_wh, fps, count, stream.time_base)
-    return FrameReader(info, _chain(first, frames), container.close)
+    return FrameReader(info, _chain(first, frames), container.close, stream)
 
 
 def _decode(container, stream, uri: str, kind: str, live: bool, max_frames: int | None) -> Iterator[Frame]:

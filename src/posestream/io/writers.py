@@ -65,6 +65,7 @@ class VideoWriter:
         time_base: Fraction | None = None,
         crf: int = 20,
         preset: str = "veryfast",
+        threads: int = 0,
     ) -> None:
         self.path = _prepare_path(path, "video")
         self.size_wh = size_wh
@@ -87,10 +88,18 @@ class VideoWriter:
         # B-frames: without reordering, output pts equal source pts (no edit-list shift) and the
         # encoder adds no frame delay.
         stream.options = {"crf": str(crf), "preset": preset, "g": str(max(1, round(float(rate)))), "bf": "0"}
+        if threads > 0:  # libx264's own default is 1.5 threads per core
+            stream.codec_context.thread_count = int(threads)
+            stream.options = {**stream.options, "threads": str(int(threads))}
         self._stream = stream
         self._last_pts = -1
         self.frames_written = 0
         self._closed = False
+
+    @property
+    def threads(self) -> int:
+        """Encoder threads (0 = libx264's choice)."""
+        return int(self._stream.codec_context.thread_count)
 
     def write(self, image_bgr: np.ndarray, pts: float) -> None:
         h, w = image_bgr.shape[:2]

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posestream.errors import ModelFileError
+from posestream.paths import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from posestream.models.weights import KnownWeights
@@ -152,17 +153,9 @@ def _pose_names() -> list[str]:
     return sorted({k.name.removesuffix(".pth") for k in KNOWN_WEIGHTS.values() if k.kind == "torch"})
 
 
-def cache_dir() -> Path:
-    """The cache folder: ``$POSESTREAM_CACHE``, else ``~/.cache/posestream``."""
-    return _cache(None)
-
-
-def _cache(cache_dir: Path | None) -> Path:
-    """``cache_dir``, else ``$POSESTREAM_CACHE``, else ``~/.cache/posestream`` (as the weights use)."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("POSESTREAM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "posestream"
+def _cache(folder: Path | None) -> Path:
+    """``folder``, else the cache folder (``$POSESTREAM_CACHE``, else ``~/.cache/posestream``)."""
+    return Path(folder).expanduser() if folder is not None else cache_dir()
 
 
 # --------------------------------------------------------------------------- pose models

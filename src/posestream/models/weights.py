@@ -26,6 +26,7 @@ from pathlib import Path
 from posestream.errors import ModelFileError
 from posestream.models.checkpoint import sha256_of_file
 from posestream.models.vitpose import canonical_variant
+from posestream.paths import cache_dir as _cache_dir
 
 __all__ = [
     "KnownWeights",
@@ -92,8 +93,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
 
 def default_cache_dir() -> Path:
     """``$POSESTREAM_CACHE`` if set, else ``~/.cache/posestream``."""
-    env = os.environ.get("POSESTREAM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "posestream"
+    return _cache_dir()
 
 
 def known_weights(name: str) -> KnownWeights | None:

@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING
 
 from posestream.errors import InputError, ModelFileError
 from posestream.runtime.base import ModelInfo, PoseBackend
+from posestream.runtime.precision import resolve_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-__all__ = ["open_pose_backend", "TORCH_SPEC_PREFIX", "is_torch_module"]
+    from posestream.runtime.quantize import CalibrationFactory
+
+__all__ = ["open_pose_backend", "resolve_engine", "TORCH_SPEC_PREFIX", "is_torch_module"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +43,20 @@ def open_pose_backend(
     weights: str | Path | None = None,
     decoder: str = "classic",
     info: ModelInfo | None = None,
-    engine: str = "onnxruntime",
+    engine: str = "auto",
     providers: Sequence[str] = ("cpu",),
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     threads: int = 2,
+    calibration: CalibrationFactory | None = None,
 ) -> PoseBackend:
     """The backend for a model file, a spec, a module, or a variant with weights.
 
     model:
-      - ``*.onnx``: run by ``engine`` ('onnxruntime' with ``providers`` 'cpu' / 'cuda' /
-        'tensorrt') with ``threads`` intra-op threads, at ``precision``.
+      - ``*.onnx``: run by ``engine`` ('openvino'; 'onnxruntime' with ``providers`` 'cpu' / 'cuda'
+        / 'tensorrt'; 'auto' = OpenVINO on the CPU when installed, else onnxruntime) with
+        ``threads`` intra-op threads, at ``precision`` ('auto' = ``default_precision``; 'int8'
+        quantises an fp32 file once, calibrated on what ``calibration`` gives).
       - ``*.engine`` / ``*.plan``: serialized TensorRT engines are not run directly: ModelFileError
         saying what to do instead.
       - ``"torch:<variant>"`` (``"torch:vitpose-b"``, ``"torch:b"``): that architecture with
@@ -58,7 +64,9 @@ def open_pose_backend(
       - an ``nn.Module``: run as is in PyTorch (``info`` describes it; default COCO-17 ViTPose).
       - None with ``variant``: ``build_vitpose(variant, decoder)`` with ``weights`` (a path, a
         known name such as vitpose-b-coco, or 'none' / None for random) in PyTorch.
-    device / precision: for PyTorch, the torch device and fp32 | fp16 | bf16.
+    device / precision: for PyTorch, the torch device and fp32 | fp16 | bf16 | auto.
+
+    The backend's ``precision`` and ``precision_reason`` say what it runs at and why.
     """
     if model is None:
         if not variant:
@@ -80,10 +88,15 @@ def open_pose_backend(
         from posestream.runtime.onnx import OnnxPoseBackend
         from posestream.runtime.sessions import open_session
 
+        engine = resolve_engine(engine, providers)
+        chosen, reason = resolve_precision(precision, engine, on_gpu=engine == "onnxruntime" and _gpu(providers))
         session = open_session(
-            path, engine=engine, threads=threads, providers=providers, precision=precision, what="pose model"
-        )
-        return OnnxPoseBackend(session)
+            path, engine=engine, threads=threads, providers=providers, precision=chosen, what="pose model",
+            calibration=calibration,
+        )  # fmt: skip
+        backend = OnnxPoseBackend(session)
+        backend.precision_reason = reason
+        return backend
     if suffix in (".engine", ".plan"):
         if importlib.util.find_spec("tensorrt") is None:
             raise ModelFileError(f"{path}: TensorRT engines need the 'tensorrt' package (not installed)")
@@ -95,6 +108,22 @@ def open_pose_backend(
         f"{path}: unsupported model file; expected .onnx "
         f"(or '{TORCH_SPEC_PREFIX}<variant>' for random PyTorch weights)"
     )
+
+
+def resolve_engine(engine: str, providers: Sequence[str] = ("cpu",)) -> str:
+    """'auto' -> 'onnxruntime' when GPU providers are asked for or OpenVINO is not installed, else
+    'openvino' (the runtime made for CPU inference); other names pass through (checked later)."""
+    if engine != "auto":
+        return engine
+    if _gpu(providers) or importlib.util.find_spec("openvino") is None:
+        return "onnxruntime"
+    return "openvino"
+
+
+def _gpu(providers: Sequence[str]) -> bool:
+    from posestream.runtime.sessions import GPU_PROVIDERS, resolve_providers
+
+    return any(p in GPU_PROVIDERS for p in resolve_providers(providers))
 
 
 def _build_vitpose(
@@ -122,4 +151,7 @@ def _build_vitpose(
 def _torch_backend(module, device: str, precision: str, info: ModelInfo | None) -> PoseBackend:
     from posestream.runtime.torch import TorchPoseBackend
 
-    return TorchPoseBackend(module, device=device, dtype=precision, info=info)
+    chosen, reason = resolve_precision(precision, "torch", on_gpu=not str(device).startswith("cpu"))
+    backend = TorchPoseBackend(module, device=device, dtype=chosen, info=info)
+    backend.precision, backend.precision_reason = chosen, reason
+    return backend

@@ -51,6 +51,10 @@ class OnnxPoseBackend(ModelInfoAttributes):
         info, given = ModelInfo.from_metadata(metadata, str(self.path))
         self.metadata: dict[str, str] = metadata
         self.info = self._reconcile(info, given, list(inputs[0].shape), list(output.shape))
+        # What it runs at (the factory adds why): a file exported as fp16 / int8 keeps that precision.
+        exported = self.info.precision if self.info.precision in ("fp16", "int8") else None
+        self.precision: str = exported if session.precision == "fp32" and exported else session.precision
+        self.precision_reason = ""
 
         batch = inputs[0].shape[0] if len(inputs[0].shape) == 4 else None
         self.max_batch: int | None = batch

@@ -19,11 +19,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from posestream.errors import InputError, ModelFileError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from posestream.runtime.quantize import CalibrationFactory
 
 __all__ = [
     "Session",
@@ -65,8 +68,9 @@ class Session(Protocol):
     path: Path
     name: str
     engine: str
+    precision: str  # what it computes in: fp32 | bf16 | int8 (an fp16 file: fp32 here)
     on_gpu: bool
-    threads: int
+    threads: int  # intra-op threads, as the engine reports them
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     metadata: dict[str, str]
@@ -107,13 +111,15 @@ def open_session(
     providers: Sequence[str] = ("cpu",),
     precision: str = "fp32",
     what: str = "model",
-    **engine_options: object,
+    calibration: CalibrationFactory | None = None,
+    cache_dir: Path | None = None,
 ) -> Session:
     """Open ``path`` (an ONNX file) on ``engine`` with ``threads`` intra-op threads.
 
-    precision: onnxruntime runs the file as it is ("fp32"); openvino also takes "bf16" and
-    "int8" (see ``posestream.runtime.openvino``). what: how errors name the file ("pose model",
-    "detector"). engine_options: passed to the engine's session (e.g. OpenVINO's cache folder).
+    precision: "fp32" runs the file as it is (an fp16 or int8 file keeps its own precision);
+    "int8" quantises an fp32 file first (``posestream.runtime.quantize``, with ``calibration``,
+    cached in ``cache_dir``); openvino also takes "bf16" (see ``posestream.runtime.openvino``).
+    what: how errors name the file ("pose model", "detector model").
     Raises ModelFileError for a missing or unloadable file, InputError for a bad setting.
     """
     path = Path(path)
@@ -121,17 +127,28 @@ def open_session(
         raise ModelFileError(f"{path}: {what} file not found")
     if int(threads) < 1:
         raise InputError(f"{what} threads: expected >= 1, got {threads}")
+    if cache_dir is None:
+        from posestream.paths import cache_dir as default_cache
+
+        cache_dir = default_cache() / engine
     if engine == "onnxruntime":
-        if precision != "fp32":
-            raise InputError(
-                f"{what}: onnxruntime runs the file's own precision; precision {precision!r} needs the "
-                "openvino engine (or a file exported with that precision)"
-            )
-        return OrtSession(path, threads=int(threads), providers=providers)
+        if precision not in ("fp32", "int8"):
+            raise InputError(f"{what}: onnxruntime runs fp32 or int8 (fp16 files as they are), not {precision!r}")
+        if precision == "int8":
+            facts = read_onnx_facts(path)
+            if not facts["quantized"]:
+                from posestream.runtime.quantize import quantized_model
+
+                path = quantized_model(path, engine, calibration, facts["metadata"], Path(cache_dir))
+        session = OrtSession(path, threads=int(threads), providers=providers)
+        session.precision = precision
+        return session
     if engine == "openvino":
         from posestream.runtime.openvino import OpenVinoSession
 
-        return OpenVinoSession(path, threads=int(threads), precision=precision, **engine_options)
+        return OpenVinoSession(
+            path, threads=int(threads), precision=precision, cache_dir=cache_dir, calibration=calibration
+        )
     raise InputError(f"{what}: unknown engine {engine!r}, expected one of {', '.join(ENGINES)}")
 
 
@@ -139,12 +156,12 @@ class OrtSession:
     """An ONNX Runtime ``InferenceSession`` behind the ``Session`` protocol (see ``open_session``)."""
 
     engine = "onnxruntime"
+    precision = "fp32"
 
     def __init__(self, path: Path, *, threads: int, providers: Sequence[str] = ("cpu",)) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.threads = threads
         requested = resolve_providers(providers)
         # Ask only for providers this onnxruntime build has (else it may refuse); anything requested
         # but not granted, for either reason, is reported once below.
@@ -174,6 +191,11 @@ class OrtSession:
         self.outputs = tuple(_ort_spec(o) for o in self.session.get_outputs())
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
+    @property
+    def threads(self) -> int:
+        """Intra-op threads, as the session reports them."""
+        return int(self.session.get_session_options().intra_op_num_threads)
+
     def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         return self.session.run(None if output_names is None else list(output_names), feeds)
 
@@ -199,3 +221,31 @@ def ort_load_errors() -> tuple[type[Exception], ...]:
         ort_state.NotImplemented,
         ort_state.RuntimeException,
     )
+
+
+def read_onnx_facts(path: Path) -> dict:
+    """Inputs and outputs ``[name, shape, "f32"|"f16"|"f64"|None]``, metadata, and whether the graph is
+    already quantised, parsed from the file without running anything (JSON-ready)."""
+    import onnx
+    from onnx import TensorProto
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for a bad file
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({type(exc).__name__})") from exc
+    types = {TensorProto.FLOAT: "f32", TensorProto.FLOAT16: "f16", TensorProto.DOUBLE: "f64"}
+    initializers = {init.name for init in model.graph.initializer}
+
+    def spec(value) -> list:
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
+        return [value.name, dims, types.get(tensor.elem_type)]
+
+    quantized = any(node.op_type in ("QuantizeLinear", "DequantizeLinear", "MatMulInteger", "ConvInteger")
+                    for node in model.graph.node)  # fmt: skip
+    return {
+        "inputs": [spec(v) for v in model.graph.input if v.name not in initializers],
+        "outputs": [spec(v) for v in model.graph.output],
+        "metadata": {p.key: p.value for p in model.metadata_props},
+        "quantized": quantized,
+    }

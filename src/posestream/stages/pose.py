@@ -11,12 +11,17 @@ __all__ = ["PoseStage"]
 
 
 class PoseStage(StageBase):
-    """Boxes come from the tracks (with ids) when there are any, else from the detections (id -1)."""
+    """Boxes come from the tracks (with ids) when there are any, else from the detections (id -1).
+
+    keypoint_boxes: a ``KeypointBoxes`` core; on frames the detector skipped, tracks posed
+    confidently on the previous frame are posed in the box of their last keypoints.
+    """
 
     name = "pose"
 
-    def __init__(self, estimator) -> None:
+    def __init__(self, estimator, keypoint_boxes=None) -> None:
         self.estimator = estimator
+        self.keypoint_boxes = keypoint_boxes
 
     def process(self, packet: Packet) -> Packet:
         if packet.tracks is not None:
@@ -26,6 +31,10 @@ class PoseStage(StageBase):
             ids = np.full(len(packet.detections), -1, np.int64)
         else:
             return packet.with_(poses=Poses.empty(self.estimator.backend.num_keypoints))
+        if self.keypoint_boxes is not None and packet.tracks is not None:
+            xyxy = self.keypoint_boxes.boxes_for(xyxy, ids, detected=packet.detections is not None)
         keypoints, scores = self.estimator.estimate(packet.frame.image, xyxy)
+        if self.keypoint_boxes is not None:
+            self.keypoint_boxes.update(ids, keypoints, scores)
         return packet.with_(poses=Poses(keypoints, scores, xyxy.astype(np.float32), ids.astype(np.int64),
                                         box_score.astype(np.float32)))

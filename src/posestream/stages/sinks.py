@@ -19,9 +19,11 @@ class VideoSink(StageBase):
     name = "video"
 
     def __init__(self, path: str | Path, size_wh: tuple[int, int], *, fps: float | None,
-                 time_base: Fraction | None, crf: int = 20, preset: str = "veryfast") -> None:  # fmt: skip
+                 time_base: Fraction | None, crf: int = 20, preset: str = "veryfast",
+                 threads: int = 0) -> None:  # fmt: skip
         # Opened here, on the caller's thread: a bad output path is an input error before the run.
-        self.writer = VideoWriter(path, size_wh, fps=fps, time_base=time_base, crf=crf, preset=preset)
+        self.writer = VideoWriter(path, size_wh, fps=fps, time_base=time_base, crf=crf, preset=preset,
+                                  threads=threads)  # fmt: skip
 
     def process(self, packet: Packet) -> Packet:
         image = packet.annotated if packet.annotated is not None else packet.frame.image

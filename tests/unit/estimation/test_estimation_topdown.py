@@ -93,7 +93,7 @@ def test_padding_gives_identical_keypoints_to_unpadded(model_path):
 
 def test_each_person_alone_gives_the_same_keypoints(model_path):
     image, boxes = frame_and_boxes(5, seed=2)
-    estimator = TopDownEstimator(open_pose_backend(model_path, threads=1))
+    estimator = TopDownEstimator(open_pose_backend(model_path, threads=1, engine="onnxruntime"))
     together, _ = estimator.estimate(image, boxes)
     alone = np.concatenate([estimator.estimate(image, boxes[i : i + 1])[0] for i in range(5)])
     np.testing.assert_allclose(together, alone, atol=1e-3)
@@ -113,7 +113,7 @@ def test_chunks_beyond_the_largest_bucket(model_path):
     image, boxes = frame_and_boxes(7, seed=3)
     chunked, _ = estimator.estimate(image, boxes)
     assert backend.batch_sizes == [4, 4] and estimator.model_calls == 2  # 4 + 3 padded to 4
-    single, _ = TopDownEstimator(open_pose_backend(model_path, threads=1)).estimate(image, boxes)
+    single, _ = TopDownEstimator(open_pose_backend(model_path, threads=1, engine="onnxruntime")).estimate(image, boxes)
     np.testing.assert_allclose(chunked, single, atol=1e-3)
 
 
@@ -124,7 +124,7 @@ def test_no_buckets_means_no_padding(model_path):
     keypoints, _ = estimator.estimate(image, boxes)
     estimator.estimate(image, boxes[:3])
     assert backend.batch_sizes == [7, 3] and estimator.model_calls == 2
-    padded, _ = TopDownEstimator(open_pose_backend(model_path, threads=1)).estimate(image, boxes)
+    padded, _ = TopDownEstimator(open_pose_backend(model_path, threads=1, engine="onnxruntime")).estimate(image, boxes)
     np.testing.assert_array_equal(keypoints, padded)
 
 
@@ -135,7 +135,7 @@ def test_fixed_batch_model_is_never_padded(tmp_path, model_path):
     image, boxes = frame_and_boxes(3, seed=4)
     keypoints, _ = estimator.estimate(image, boxes)
     assert backend.batch_sizes == [1, 1, 1]
-    dynamic, _ = TopDownEstimator(open_pose_backend(model_path, threads=1)).estimate(image, boxes)
+    dynamic, _ = TopDownEstimator(open_pose_backend(model_path, threads=1, engine="onnxruntime")).estimate(image, boxes)
     np.testing.assert_allclose(keypoints, dynamic, atol=1e-3)
 
 
@@ -145,7 +145,7 @@ def test_known_heatmap_peaks_land_on_known_frame_pixels(tmp_path):
     peaks = rng.uniform(8, [W - 9, H - 9], size=(K, 2))  # heatmap pixels
     yy, xx = np.mgrid[0:H, 0:W]
     maps = np.exp(-((xx - peaks[:, 0, None, None]) ** 2 + (yy - peaks[:, 1, None, None]) ** 2) / 8.0)[None]
-    estimator = TopDownEstimator(open_pose_backend(write_onnx(tmp_path / "fixed.onnx", constant_heatmaps=maps)))
+    estimator = TopDownEstimator(open_pose_backend(write_onnx(tmp_path / "fixed.onnx", constant_heatmaps=maps), engine="onnxruntime"))
     image, boxes = frame_and_boxes(3, seed=6)
     keypoints, scores = estimator.estimate(image, boxes)
     center, scale = xyxy_to_center_scale(boxes, aspect_wh=192 / 256, padding=1.25)
@@ -155,7 +155,7 @@ def test_known_heatmap_peaks_land_on_known_frame_pixels(tmp_path):
 
 
 def test_rejects_bad_boxes_and_buckets(model_path):
-    backend = open_pose_backend(model_path, threads=1)
+    backend = open_pose_backend(model_path, threads=1, engine="onnxruntime")
     with pytest.raises(ValueError, match=r"xyxy: expected shape \(N, 4\)"):
         TopDownEstimator(backend).estimate(np.zeros((10, 10, 3), np.uint8), np.zeros((2, 5)))
     with pytest.raises(ValueError, match="batch_buckets"):

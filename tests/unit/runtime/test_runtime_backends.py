@@ -64,6 +64,11 @@ def write_tiny_onnx(
     return path
 
 
+def ort_backend(path, **kwargs):
+    """An ONNX file on onnxruntime (the factory's default engine on a CPU is OpenVINO)."""
+    return open_pose_backend(path, engine="onnxruntime", **kwargs)
+
+
 def tiny_torch_module(k: int = 17) -> nn.Module:
     weight, bias = tiny_weights(k)
     conv = nn.Conv2d(3, k, kernel_size=4, stride=4)
@@ -83,7 +88,7 @@ def dynamic_onnx(tmp_path_factory) -> Path:
 
 
 def test_ort_session_runs_and_reads_graph_defaults(dynamic_onnx):
-    backend = open_pose_backend(dynamic_onnx, threads=1)
+    backend = ort_backend(dynamic_onnx, threads=1)
     assert isinstance(backend, PoseBackend)
     assert backend.name == "onnxruntime[CPUExecutionProvider]"
     assert backend.input_size_hw == (256, 192) and backend.heatmap_size_hw == (64, 48)
@@ -111,7 +116,7 @@ def test_ort_reads_posestream_metadata(tmp_path):
         "posestream.precision": "fp32",
     }
     path = write_tiny_onnx(tmp_path / "meta.onnx", k=5, metadata=metadata)
-    backend = open_pose_backend(path, threads=1)
+    backend = ort_backend(path, threads=1)
     assert backend.keypoint_names == tuple(names) and backend.num_keypoints == 5
     assert backend.mean == (1.0, 2.0, 3.0) and backend.std == (4.0, 5.0, 6.0)
     assert backend.color_order == "BGR" and backend.random_weights is True
@@ -122,18 +127,18 @@ def test_ort_metadata_that_contradicts_the_graph_is_a_model_file_error(tmp_path)
     two_names = {"posestream.keypoint_names": '["a", "b"]'}
     bad_names = write_tiny_onnx(tmp_path / "names.onnx", k=5, metadata=two_names)
     with pytest.raises(ModelFileError, match="names.onnx: metadata names 2 keypoints, the graph outputs 5"):
-        open_pose_backend(bad_names)
+        ort_backend(bad_names)
     bad_json = write_tiny_onnx(tmp_path / "json.onnx", metadata={"posestream.mean": "[1, 2"})
     with pytest.raises(ModelFileError, match=r"json.onnx: metadata 'posestream.mean'"):
-        open_pose_backend(bad_json)
+        ort_backend(bad_json)
 
 
 def test_ort_without_metadata_takes_k_from_graph_or_a_probe(tmp_path):
-    static = open_pose_backend(write_tiny_onnx(tmp_path / "k5.onnx", k=5, input_name="img"), threads=1)
+    static = ort_backend(write_tiny_onnx(tmp_path / "k5.onnx", k=5, input_name="img"), threads=1)
     assert static.num_keypoints == 5 and static.keypoint_names[0] == "keypoint_0"
     assert static.input_name == "img"
     dynamic_output = write_tiny_onnx(tmp_path / "dyn.onnx", k=7, static_output=False)
-    probed = open_pose_backend(dynamic_output, threads=1)
+    probed = ort_backend(dynamic_output, threads=1)
     assert probed.num_keypoints == 7 and probed.heatmap_size_hw == (64, 48)
 
 
@@ -142,7 +147,7 @@ def test_requested_provider_not_granted_is_logged(dynamic_onnx, caplog):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA; the fallback warning cannot be provoked")
     with caplog.at_level(logging.WARNING, logger="posestream.runtime.sessions"):
-        backend = open_pose_backend(dynamic_onnx, providers=("cuda", "cpu"), threads=1)
+        backend = ort_backend(dynamic_onnx, providers=("cuda", "cpu"), threads=1)
     assert backend.name == "onnxruntime[CPUExecutionProvider]"
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("CUDAExecutionProvider was requested but not granted" in m for m in messages)
@@ -151,38 +156,38 @@ def test_requested_provider_not_granted_is_logged(dynamic_onnx, caplog):
 
 def test_unknown_provider_name_is_an_input_error(dynamic_onnx):
     with pytest.raises(InputError, match="unknown execution provider 'gpu'"):
-        open_pose_backend(dynamic_onnx, providers=("gpu",))
+        ort_backend(dynamic_onnx, providers=("gpu",))
 
 
 def test_missing_and_non_onnx_files_are_model_file_errors(tmp_path, dynamic_onnx):
     with pytest.raises(ModelFileError, match="absent.onnx: pose model file not found"):
-        open_pose_backend(tmp_path / "absent.onnx")
+        ort_backend(tmp_path / "absent.onnx")
     text = tmp_path / "notes.onnx"
     text.write_text("this is not an ONNX model\n")
     with pytest.raises(ModelFileError, match="notes.onnx: not a loadable ONNX model"):
-        open_pose_backend(text)
+        ort_backend(text)
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(dynamic_onnx.read_bytes()[:500])
     with pytest.raises(ModelFileError, match="truncated.onnx"):
-        open_pose_backend(truncated)
+        ort_backend(truncated)
 
 
 def test_fixed_batch_of_one_runs_crops_one_by_one_with_same_result(tmp_path, dynamic_onnx, caplog):
     with caplog.at_level(logging.INFO, logger="posestream.runtime.onnx"):
-        fixed = open_pose_backend(write_tiny_onnx(tmp_path / "b1.onnx", batch=1), threads=1)
+        fixed = ort_backend(write_tiny_onnx(tmp_path / "b1.onnx", batch=1), threads=1)
     assert fixed.max_batch == 1
     assert sum("fixed batch of 1" in r.getMessage() for r in caplog.records) == 1
-    dynamic = open_pose_backend(dynamic_onnx, threads=1)
+    dynamic = ort_backend(dynamic_onnx, threads=1)
     batch = random_batch(5)
     np.testing.assert_allclose(fixed(batch), dynamic(batch), atol=1e-6)
 
 
 def test_fp16_model_takes_float32_and_returns_float32(tmp_path, dynamic_onnx):
-    half = open_pose_backend(write_tiny_onnx(tmp_path / "fp16.onnx", fp16=True), threads=1)
+    half = ort_backend(write_tiny_onnx(tmp_path / "fp16.onnx", fp16=True), threads=1)
     batch = random_batch(2)
     heatmaps = half(batch)
     assert heatmaps.dtype == np.float32
-    np.testing.assert_allclose(heatmaps, open_pose_backend(dynamic_onnx)(batch), atol=2e-3)
+    np.testing.assert_allclose(heatmaps, ort_backend(dynamic_onnx)(batch), atol=2e-3)
 
 
 def test_torch_backend_matches_ort_on_same_weights(dynamic_onnx):
@@ -193,7 +198,7 @@ def test_torch_backend_matches_ort_on_same_weights(dynamic_onnx):
     batch = random_batch(3)
     heatmaps = backend(batch)
     assert heatmaps.dtype == np.float32
-    np.testing.assert_allclose(heatmaps, open_pose_backend(dynamic_onnx)(batch), atol=1e-5)
+    np.testing.assert_allclose(heatmaps, ort_backend(dynamic_onnx)(batch), atol=1e-5)
     bf16 = TorchPoseBackend(tiny_torch_module(), dtype="bf16")
     assert bf16.name == "torch[cpu,bf16]"
     np.testing.assert_allclose(bf16(batch), heatmaps, atol=2e-2)
@@ -216,14 +221,16 @@ def test_torch_backend_names_generic_keypoints_for_other_k():
 
 
 def test_factory_dispatches_on_kind(tmp_path, dynamic_onnx):
-    assert isinstance(open_pose_backend(dynamic_onnx, providers=("cpu",), threads=1), OnnxPoseBackend)
+    assert isinstance(ort_backend(dynamic_onnx, providers=("cpu",), threads=1), OnnxPoseBackend)
+    assert open_pose_backend(dynamic_onnx, threads=1).session.engine == "openvino"  # auto on a CPU
+    assert open_pose_backend(dynamic_onnx, threads=1, providers=("cuda",)).session.engine == "onnxruntime"
     assert isinstance(open_pose_backend(tiny_torch_module()), TorchPoseBackend)
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0" * 16)
     with pytest.raises(ModelFileError, match="model.engine: .*TensorRT"):
-        open_pose_backend(engine)
+        ort_backend(engine)
     with pytest.raises(ModelFileError, match="weights.pth: unsupported model file"):
-        open_pose_backend(tmp_path / "weights.pth")
+        ort_backend(tmp_path / "weights.pth")
     with pytest.raises(InputError, match="names no known ViTPose variant"):
         open_pose_backend("torch:vitpose-xxl")
 
@@ -241,7 +248,7 @@ def test_backends_say_whether_they_run_on_a_gpu(dynamic_onnx):
     from posestream.app import GPU_BUCKETS, _batch_buckets
     from posestream.config import Config
 
-    cpu_backends = [open_pose_backend(dynamic_onnx, threads=1), open_pose_backend(tiny_torch_module())]
+    cpu_backends = [ort_backend(dynamic_onnx, threads=1), open_pose_backend(tiny_torch_module())]
     assert [b.on_gpu for b in cpu_backends] == [False, False]
     assert _batch_buckets(Config(), cpu_backends[0]) is None  # no padding on CPU
     gpu_like = type("GpuBackend", (), {"on_gpu": True})()  # what a CUDA session reports
