@@ -348,9 +348,9 @@ def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, 
             on_frames(done)
 
     try:
-        result = graph.run(on_tick=tick if (bar or lines) else None)
+        result = graph.run(on_tick=tick if (bar or lines or on_frames) else None)
     finally:
-        if bar is not None or lines is not None:
+        if bar is not None or lines is not None or on_frames is not None:
             tick(graph)
         if bar is not None:
             bar.close()
