@@ -24,8 +24,10 @@ from posestream.stages.serve import ServeSink, parse_hostport
 from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
 from posestream.visual.draw import strip_height
 
-__all__ = ["Pipeline", "Models", "build_pipeline", "build_pose_backend", "load_models", "thread_budget",
-           "with_default_models", "RANDOM_BANNER", "NOTHING_TO_WRITE", "NONE"]
+__all__ = [
+    "Pipeline", "Models", "build_pipeline", "build_pose_backend", "build_pose_estimator", "load_models",
+    "thread_budget", "with_default_models", "RANDOM_BANNER", "NOTHING_TO_WRITE", "NONE",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,57 @@ def build_pose_backend(config: Config, threads: int | None = None):
         engine=pose.engine, providers=pose.providers, device=pose.device,
         threads=threads or pose.threads or thread_budget(config)["pose"],
         precision=precision, calibration=calibration,
+        compile=_auto(pose.compile), cuda_graphs=_auto(pose.cuda_graphs),
     )  # fmt: skip
+
+
+def _auto(flag: str) -> bool | None:
+    """A config "auto" | "true" | "false" as None (let the component decide) | True | False."""
+    return None if flag == "auto" else flag == "true"
+
+
+def build_pose_estimator(backend, config: Config, per_frame: bool):
+    """The estimator for ``backend`` and the cross-frame batcher (None when ``per_frame``: a live
+    source, parallel pose workers, keypoint-driven boxes).
+
+    device_pipeline picks ``DeviceTopDownEstimator`` (warp, normalise and decode on the torch
+    device) over ``TopDownEstimator`` (OpenCV + numpy on the CPU); cross_frame picks batching
+    (never for a live source). Both "auto" = on when the model runs on a GPU. The model is then
+    compiled / captured for the batch sizes it will see, before the first frame (said in the log).
+    """
+    from posestream.errors import ConfigError
+    from posestream.estimation.frame_batcher import FrameBatcher
+    from posestream.estimation.topdown import TopDownEstimator
+
+    pose = config.pose
+    on_gpu = bool(getattr(backend, "on_gpu", False))
+    device_side = _auto(pose.device_pipeline)
+    if device_side is None:
+        device_side = on_gpu and hasattr(backend, "forward")
+    if device_side and not hasattr(backend, "forward"):
+        raise ConfigError(f"pose.device_pipeline: true needs a PyTorch model (pose.variant or pose.model: "
+                          f"torch:<variant>), not {backend.name}")  # fmt: skip
+    if device_side:
+        from posestream.estimation.device import DeviceTopDownEstimator
+
+        estimator = DeviceTopDownEstimator(backend, padding=1.25)
+    else:
+        estimator = TopDownEstimator(backend, batch_buckets=_batch_buckets(config, backend))
+    cross_frame = on_gpu if pose.cross_frame == "auto" else _auto(pose.cross_frame)
+    if cross_frame and per_frame:
+        if pose.cross_frame == "true":
+            log.info("pose.cross_frame: off (live source, parallel pose workers or keypoint-driven boxes)")
+        cross_frame = False
+    batcher = None
+    if cross_frame:
+        if pose.cross_frame_crops < 1 or pose.cross_frame_frames < 1 or pose.cross_frame_wait_s < 0:
+            raise ConfigError("pose.cross_frame_crops and cross_frame_frames: expected >= 1; "
+                              "pose.cross_frame_wait_s: expected >= 0")  # fmt: skip
+        limits = {"max_crops": pose.cross_frame_crops, "max_frames": pose.cross_frame_frames}
+        batcher = FrameBatcher(estimator, max_wait_s=pose.cross_frame_wait_s, **limits)
+    largest = pose.cross_frame_crops if batcher is not None else max(GPU_BUCKETS)
+    estimator.warm_up(tuple(size for size in (*GPU_BUCKETS, 128, 256) if size <= largest) or (largest,))
+    return estimator, batcher
 
 
 def build_pipeline(
@@ -209,14 +261,17 @@ def build_pipeline(
                 stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s, backfill_s=backfill_s))
         extras: dict[str, Any] = {}
         if backend is not None:
-            from posestream.estimation.topdown import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            buckets = _batch_buckets(config, backend)
-            extras["estimator"] = TopDownEstimator(backend, batch_buckets=buckets)
+            # Each frame alone with parallel workers or keypoint-driven boxes (they need the previous
+            # frame's keypoints first) and for live sources; else cross-frame batches where configured.
+            per_frame = live or workers > 1 or keypoint_boxes is not None
+            extras["estimator"], batcher = build_pose_estimator(backend, config, per_frame)
             if workers > 1:  # one backend each, each with its own share of the budget
+                from posestream.estimation.topdown import TopDownEstimator
                 from posestream.pipeline.graph import Parallel
 
+                buckets = _batch_buckets(config, backend)
                 estimators = [extras["estimator"]] + [
                     TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
                     for i in range(1, workers)
@@ -224,7 +279,7 @@ def build_pipeline(
                 copies = iter(estimators)
                 stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
             else:
-                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes))
+                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes, batcher=batcher))
                 extras["keypoint_boxes"] = keypoint_boxes
             if config.smooth.filter != "none" and not photos:
                 from posestream.stages.smooth import SmoothStage

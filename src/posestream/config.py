@@ -129,6 +129,16 @@ class PoseConfig:
     # on GPU, no padding on CPU, where padded crops cost full compute (measured: ViTPose-S on ORT
     # CPU takes ~0.9 s for 3 crops and ~1.2 s for 4; padding 9 people to 16 nearly doubles it).
     batch_buckets: tuple[int, ...] = ()
+    # The fast GPU path for PyTorch models; "auto" = on when the model runs on CUDA.
+    compile: Literal["auto", "true", "false"] = "auto"  # torch.compile (the first run compiles, ~1 min)
+    cuda_graphs: Literal["auto", "true", "false"] = "auto"  # one captured CUDA graph per batch bucket
+    device_pipeline: Literal["auto", "true", "false"] = "auto"  # warp, normalise, decode on the GPU too
+    # Cross-frame batching: people of consecutive frames in one model call. Lossless sources only
+    # (files, image folders); a live source always runs each frame at once. "auto" = on GPU.
+    cross_frame: Literal["auto", "true", "false"] = "auto"
+    cross_frame_crops: int = 64  # a batch runs once it holds this many people (a CUDA-graph bucket)...
+    cross_frame_frames: int = 32  # ...or this many frames...
+    cross_frame_wait_s: float = 0.5  # ...or when its oldest frame has waited this long (checked per frame)
 
 
 @dataclass(frozen=True, slots=True)
