@@ -17,12 +17,15 @@ call; a failure inside the graph raises ``StageError`` from the loop.
 stages (``app.build_processing``) in line on your thread and keeps their state (tracker, smoother,
 rep counters) from call to call.
 
-Settings (both): ``pose`` (an exported ONNX file, or ``"torch:vitpose-s"`` for random weights),
-``detector`` (a YOLOX / Ultralytics ONNX), ``config`` (a preset name, a YAML file or a ``Config``),
-the shortcuts of :data:`SHORTCUTS` (the ``posestream run`` flags: ``smooth="kalman"``,
-``max_frames=100``, ``exercise="squat"``, ``keypoints_from="earlier.jsonl"``, ...), and whole
-sections as dicts (``tracker={"lost_track_buffer": 60}``). Every value is checked like a config
-file: an unknown name or a wrong type raises ``ConfigError`` naming it.
+Settings (both): ``pose`` (an exported ONNX file, a known name such as ``"vitpose-s-coco"``,
+``"torch:vitpose-s"`` for random weights, or ``"none"``), ``detector`` (a YOLOX / Ultralytics ONNX, a
+known name, or ``"none"``); naming neither uses the defaults of ``posestream run``
+(``app.with_default_models``, fetched once into the cache). ``config`` (a preset name, a YAML file or
+a ``Config``), the shortcuts of :data:`SHORTCUTS` (the ``posestream run`` flags: ``smooth="kalman"``,
+``max_frames=100``, ``exercise="squat"``, ``keypoints_from="earlier.jsonl"``, ``serve="127.0.0.1:8080"``,
+...), ``conf`` and ``device`` (as ``--conf``/``--device``), and whole sections as dicts
+(``tracker={"lost_track_buffer": 60}``). Every value is checked like a config file: an unknown
+name or a wrong type raises ``ConfigError`` naming it.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from posestream.config import Config, apply_overrides, load_config
-from posestream.errors import ConfigError
+from posestream.errors import ConfigError, InputError
 from posestream.pipeline.graph import Many, Parallel, StageContext
 from posestream.types import COCO_KEYPOINTS, ExerciseFrame, Frame, Packet, Poses
 
@@ -64,11 +67,17 @@ SHORTCUTS: dict[str, str] = {
     "exercise": "exercise.name",
     "max_frames": "source.max_frames",
     "realtime": "source.realtime",
+    "track_images": "source.track_images",  # run --track: an image folder is a frame sequence
     "out_video": "output.video",
+    "out_dir": "output.image_dir",
     "out_json": "output.json",
     "out_csv": "output.csv",
     "out_reps": "output.reps",
+    "serve": "output.serve",
+    "show": "output.show",
 }
+# Settings that set several config keys at once (conf_keys, device_keys), as `run --conf/--device` do.
+COMPOUND = ("conf", "device")
 _STOP_POLL_S = 0.1
 # Leaving the loop waits for calls in flight (a model call cannot be interrupted) up to this long,
 # so no thread of the graph outlives the loop; the CLI's Ctrl-C waits less (pipeline.shutdown_timeout_s).
@@ -91,16 +100,57 @@ def make_config(config: Config | str | None = None, overrides: list[str] | tuple
     for name, value in settings.items():
         if value is None:
             continue
-        if name in SHORTCUTS:
+        if name == "conf":
+            flat |= conf_keys(value, cfg)
+        elif name == "device":
+            flat |= device_keys(value)
+        elif name in SHORTCUTS:
             flat[SHORTCUTS[name]] = value
         elif name in sections:
             if not isinstance(value, dict):
                 raise ConfigError(f"setting '{name}': expected a dict of {name} keys, got {type(value).__name__}")
             flat.update({f"{name}.{key}": v for key, v in value.items()})
         else:
-            raise ConfigError(f"unknown setting '{name}' (known: {', '.join(sorted(SHORTCUTS))}; "
+            raise ConfigError(f"unknown setting '{name}' (known: {', '.join(sorted([*SHORTCUTS, *COMPOUND]))}; "
                               f"or a section as a dict: {', '.join(sorted(sections))})")  # fmt: skip
     return apply_overrides(cfg, {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in flat.items()})
+
+
+def conf_keys(conf: float, config: Config) -> dict[str, Any]:
+    """``conf`` (run --conf): the score a box needs to become a person, in every place that decides it."""
+    if not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0:
+        raise InputError(f"--conf {conf}: expected a detector score in [0, 1]")
+    t, d = config.tracker, config.detector
+    return {
+        "detector.conf": conf,
+        "tracker.new_track_threshold": conf,
+        # a track starts only from a box of the first association: keep those reachable
+        "tracker.track_activation_threshold": min(t.track_activation_threshold, conf),
+        "detector.score_threshold": min(d.score_threshold, conf),
+    }
+
+
+def device_keys(device: str) -> dict[str, Any]:
+    """``device`` (run --device cpu|cuda|cuda:N): the torch device and the onnxruntime providers of both models."""
+    device = str(device).strip().lower()
+    if device == "cpu":
+        providers = ["cpu"]
+    elif device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        providers = ["cuda", "cpu"]
+    else:
+        raise InputError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return {"pose.device": device, "pose.providers": providers, "detector.providers": providers}
+
+
+def resolve_models(config: Config) -> Config:
+    """``config`` with the default models where it names none (``app.with_default_models``, as
+    ``posestream run``), saying so in the log."""
+    from posestream.app import with_default_models
+
+    config, chosen = with_default_models(config)
+    if chosen:
+        log.info("posestream: %s", chosen)
+    return config
 
 
 # --------------------------------------------------------------------------- results
@@ -148,10 +198,10 @@ class Result:
         people: list[Person] = []
         poses = packet.people
         if poses is not None:
-            box_score = getattr(poses, "box_score", None)
             for i in range(len(poses)):
-                people.append(Person(int(poses.track_id[i]), poses.xyxy[i], None if box_score is None
-                                     else float(box_score[i]), poses.keypoints[i], poses.scores[i]))  # fmt: skip
+                score = float(poses.box_score[i])
+                people.append(Person(int(poses.track_id[i]), poses.xyxy[i], score if math.isfinite(score) else None,
+                                     poses.keypoints[i], poses.scores[i]))  # fmt: skip
         return cls(packet.index, packet.frame.pts, tuple(people), tuple(keypoint_names), packet.exercise,
                    packet.frame.image)  # fmt: skip
 
@@ -163,7 +213,8 @@ class Result:
         return Poses(np.stack([p.keypoints for p in self.people]).astype(np.float32),
                      np.stack([p.scores for p in self.people]).astype(np.float32),
                      np.stack([p.box_xyxy for p in self.people]).astype(np.float32),
-                     np.array([p.track_id for p in self.people], np.int64))  # fmt: skip
+                     np.array([p.track_id for p in self.people], np.int64),
+                     np.array([np.nan if p.score is None else p.score for p in self.people], np.float32))  # fmt: skip
 
     def to_dict(self) -> dict:
         """Plain JSON types; the people in the keypoints JSON Lines' form, NaN as None."""
@@ -335,7 +386,7 @@ def track(source: str | int, pose: str | None = None, detector: str | None = Non
     """
     from posestream.app import build_pipeline
 
-    cfg = make_config(config, pose=pose, detector=detector, **settings)
+    cfg = resolve_models(make_config(config, pose=pose, detector=detector, **settings))
     probe = _ResultSink(COCO_KEYPOINTS)
     pipeline = build_pipeline(str(source), cfg, extra_stages=[probe])
     probe.keypoint_names = pipeline.keypoint_names
@@ -349,19 +400,20 @@ class PoseTracker:
     ``tracker(frame_bgr, t=seconds)`` -> Result. ``t`` is the frame's time (pts or capture time, in
     seconds, increasing); it drives the tracker's lost buffer and the smoother, so pass real times
     when frames are irregular. Default: seconds since the first call, from ``time.monotonic()``.
+    ``fps``: the camera's frame rate, the tracker's lost buffer counts frames at it (default: 30,
+    or ``tracker.frame_rate``), as the graph uses the source's rate.
     The detector, tracker, smoother and rep counters keep their state between calls; ``reset()``
     forgets it (a new clip). Not thread-safe: call it from one thread. ``close()`` (or ``with``)
     releases the stages.
     """
 
-    def __init__(self, pose: str | None = None, detector: str | None = None, *,
+    def __init__(self, pose: str | None = None, detector: str | None = None, *, fps: float | None = None,
                  config: Config | str | None = None, **settings: Any) -> None:  # fmt: skip
-        from posestream.app import build_processing
-
-        self.config = make_config(config, pose=pose, detector=detector, **settings)
+        self.config = resolve_models(make_config(config, pose=pose, detector=detector, **settings))
+        self.fps = fps
         if self.config.pose.keypoints_from:
             raise ConfigError("PoseTracker estimates poses on your frames; keypoints_from is for track()/run")
-        self._processing = build_processing(self.config)
+        self._processing = self._build()
         self.keypoint_names = self._processing.keypoint_names
         self.random_weights = self._processing.random_weights
         self._opened = False
@@ -410,12 +462,15 @@ class PoseTracker:
     def _request_stop(self) -> None:
         self.stop_requested = True
 
-    def reset(self) -> None:
-        """Forget every track (a new clip or camera): rebuild the stages' state."""
+    def _build(self):
         from posestream.app import build_processing
 
+        return build_processing(self.config, source_fps=self.fps)
+
+    def reset(self) -> None:
+        """Forget every track (a new clip or camera): rebuild the stages' state."""
         self.close()
-        self._processing = build_processing(self.config)
+        self._processing = self._build()
         self._index, self._t0, self._last_t = 0, None, None
 
     def close(self) -> None:

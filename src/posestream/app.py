@@ -9,27 +9,42 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from posestream.config import Config
 from posestream.errors import InputError
-from posestream.io.video import SourceInfo, open_source
+from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
-from posestream.stages.sinks import KeypointSink, VideoSink
+from posestream.stages.serve import ServeSink, parse_hostport
+from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
 from posestream.types import COCO_KEYPOINTS
+from posestream.visual.draw import strip_height
 
 __all__ = [
     "Pipeline", "Models", "Processing", "build_pipeline", "build_processing", "build_pose_backend",
-    "build_pose_estimator", "load_models", "thread_budget", "RANDOM_BANNER",
+    "build_pose_estimator", "load_models", "thread_budget", "with_default_models", "RANDOM_BANNER",
+    "NOTHING_TO_WRITE", "NONE",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 RANDOM_BANNER = "RANDOM WEIGHTS: keypoints are meaningless"
+NOTHING_TO_WRITE = (
+    "this run would write nothing: add --out-video, --out-json, --out-csv, --out-dir (pictures), --out-angles, "
+    "--out-biomech or --out-reps (or --serve / --show to watch it); to time the pipeline without outputs use "
+    "`posestream bench`"
+)
+NONE = "none"  # pose.model / detector.model: no pose model / one box = the whole frame
+
+
+def _named(model: str | None) -> str | None:
+    """A model setting with 'none' read as not set."""
+    return model if model and model.strip().lower() != NONE else None
 
 
 @dataclass
@@ -43,6 +58,8 @@ class Pipeline:
     # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
     resources: dict[str, str] = field(default_factory=dict)
     keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
+    live_url: str | None = None  # the live view page (output.serve), serving from now on
 
 
 @dataclass(frozen=True)
@@ -63,20 +80,52 @@ def load_models(config: Config, budget: ThreadBudget | None = None) -> Models:
     budget = budget or thread_budget(config)
     backend = build_pose_backend(config, threads=budget.threads.get("pose", budget.threads.get("pose.0")))
     detector = None
-    if backend is not None or config.detector.model:
+    if backend is not None or _named(config.detector.model):
         detector = _build_detector(config, threads=budget.threads.get("detector", 1))
     return Models(pose=backend, detector=detector)
+
+
+def with_default_models(config: Config) -> tuple[Config, str | None]:
+    """``config`` with the default pose model and detector where it names none.
+
+    Returns (config, a sentence saying what was chosen) or (config unchanged, None). Naming a pose
+    model (a file, a known name, or 'none') keeps the detector as configured (unset: the whole
+    frame); naming a detector file or name alone is a tracking-only run; ``detector.model: none``
+    alone still gets the default pose model (one person filling the frame).
+    """
+    from posestream.config import apply_overrides
+    from posestream.models.catalog import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+
+    p, d = config.pose, config.detector
+    if p.model or p.variant or p.weights or _named(d.model) or p.keypoints_from:  # a replay runs no model
+        return config, None
+    if d.model:  # 'none': the whole frame, posed by the default model
+        chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL})
+        return chosen, f"no pose model named: using {DEFAULT_POSE_MODEL} on the whole frame (--detector none)"
+    chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL, "detector.model": DEFAULT_DETECTOR})
+    return chosen, (
+        f"no model named: using {DEFAULT_POSE_MODEL} (pose) and {DEFAULT_DETECTOR} (person detector); "
+        "--pose-model / --detector choose others, 'none' skips one"
+    )
 
 
 def build_pose_backend(config: Config, threads: int | None = None):
     """The pose backend named by ``config.pose``, or None when no pose model is configured.
 
     threads: inference threads (default: ``pose.threads``, or the budget's share when that is 0).
+    pose.model: an ONNX file, a known name (``posestream models``: fetched and exported once into
+    the cache), or 'none'.
     """
     pose = config.pose
-    if not (pose.model or pose.variant):
+    model, precision = _named(pose.model), pose.precision
+    if not (model or pose.variant):
         return None
+    from posestream.models.catalog import is_model_name, pose_model_file
     from posestream.runtime.factory import open_pose_backend
+
+    if model and is_model_name(model):
+        model = pose_model_file(model, precision)  # a known name: fetched and exported once into the cache
+        precision = "fp32" if precision == "fp16" else precision  # an fp16 export runs as it is
 
     calibration = None
     if pose.calibration:
@@ -84,10 +133,10 @@ def build_pose_backend(config: Config, threads: int | None = None):
 
         calibration = pose_calibration(pose.calibration)
     return open_pose_backend(
-        pose.model or None, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
+        model, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
         engine=pose.engine, providers=pose.providers, device=pose.device,
         threads=threads or pose.threads or thread_budget(config)["pose"],
-        precision=pose.precision, calibration=calibration,
+        precision=precision, calibration=calibration,
         compile=_auto(pose.compile), cuda_graphs=_auto(pose.cuda_graphs),
     )  # fmt: skip
 
@@ -155,12 +204,15 @@ class Processing:
 
 
 def build_processing(config: Config, models: Models | None = None, *, budget: ThreadBudget | None = None,
-                     workers: int = 1, live: bool = True) -> Processing:  # fmt: skip
+                     workers: int = 1, live: bool = True, photos: bool = False,
+                     source_fps: float | None = None) -> Processing:  # fmt: skip
     """Build the analysis stages of ``config``. Raises InputError subclasses for bad user input.
 
     models: already loaded models (see ``build_pipeline``); budget: the run's CPU thread budget
     (default: the config's, for ``workers`` pose workers); workers: copies of the pose stage; live:
-    frames come one at a time (no cross-frame batches), as in a live source or ``PoseTracker``.
+    frames come one at a time (no cross-frame batches, no backfilled tracks), as in a live source or
+    ``PoseTracker``; photos: independent pictures (no tracking, no smoothing, every box scoring
+    ``detector.conf`` posed); source_fps: the source's rate, the tracker's unless ``tracker.frame_rate``.
     """
     stages: list = []
     extras: dict[str, Any] = {}
@@ -169,8 +221,11 @@ def build_processing(config: Config, models: Models | None = None, *, budget: Th
         raise InputError("--out-reps needs --exercise (which exercise to count)")
     if config.exercise.name and not replay and not config.tracker.enabled:
         raise InputError("--exercise counts reps per tracked person: it needs tracker.enabled: true")
+    if config.exercise.name and photos:
+        raise InputError("--exercise counts reps per tracked person: independent photos have none "
+                         "(--track reads an image folder as a frame sequence)")  # fmt: skip
     if replay:
-        if config.pose.model or config.pose.variant:
+        if _named(config.pose.model) or config.pose.variant:
             raise InputError("--keypoints-from replays an earlier run's poses: give no pose model with it")
         from posestream.io.keypoints import read_keypoint_frames
         from posestream.stages.replay import ReplayStage
@@ -184,9 +239,9 @@ def build_processing(config: Config, models: Models | None = None, *, budget: Th
         budget = budget or thread_budget(config, workers=workers)
         models = models if models is not None else load_models(config, budget)
         names = tuple(models.pose.keypoint_names) if models.pose is not None else COCO_KEYPOINTS
-        _model_stages(config, models, budget, workers, live, stages, extras)
+        _model_stages(config, models, budget, workers, live, photos, source_fps, stages, extras)
     backend = models.pose
-    if (backend is not None or replay) and config.smooth.filter != "none":
+    if (backend is not None or replay) and config.smooth.filter != "none" and not photos:
         from posestream.stages.smooth import SmoothStage
 
         stages.append(SmoothStage(_build_smoother(config)))
@@ -207,26 +262,33 @@ def build_processing(config: Config, models: Models | None = None, *, budget: Th
     return Processing(stages, models, model_name, random_weights, names, extras)
 
 
-def _model_stages(config: Config, models: Models, budget: ThreadBudget, workers: int, live: bool,
-                  stages: list, extras: dict[str, Any]) -> None:  # fmt: skip
+def _model_stages(config: Config, models: Models, budget: ThreadBudget, workers: int, live: bool, photos: bool,
+                  source_fps: float | None, stages: list, extras: dict[str, Any]) -> None:  # fmt: skip
     """Detect, track and pose stages of the loaded ``models``, appended to ``stages``."""
     backend, detector = models.pose, models.detector
+    tracking = config.tracker.enabled and not photos
     keypoint_boxes = None
     if detector is not None:
         from posestream.stages.detect import DetectStage
 
         schedule = None
-        if config.detector.keypoint_boxes and backend is not None and config.tracker.enabled:
+        if config.detector.keypoint_boxes and backend is not None and tracking:
             from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
 
             schedule = DetectionSchedule(config.detector.detect_every)
             keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
                                            min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
-        stages.append(DetectStage(detector, config.detector.detect_every, schedule=schedule))
-        if config.tracker.enabled:
+        # Untracked (photos, tracker.enabled false): every box left is a person, so only those
+        # scoring detector.conf; tracked: all of them (ByteTrack's second association needs the low ones).
+        min_score = None if tracking else config.detector.conf
+        every = 1 if photos else config.detector.detect_every
+        stages.append(DetectStage(detector, every, schedule=schedule, min_score=min_score))
+        if tracking:
             from posestream.stages.track import TrackStage
 
-            stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
+            tracker = _build_tracker(config, source_fps)
+            backfill_s = config.tracker.backfill_s if not live else 0.0  # live: no delay, no guessing
+            stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s, backfill_s=backfill_s))
     if backend is not None:
         from posestream.stages.pose import PoseStage
 
@@ -256,11 +318,15 @@ def build_pipeline(
     *,
     extra_stages: list | None = None,
     models: Models | None = None,
+    require_output: bool = False,
 ) -> Pipeline:
     """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
 
     ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
+    require_output: raise InputError (NOTHING_TO_WRITE) when no sink is configured, once the source
+    has been opened and before any model is loaded (the CLI asks for this; benchmarks time runs
+    without sinks).
     """
     src_cfg = config.source
     _check_replay_outputs(config)
@@ -269,39 +335,73 @@ def build_pipeline(
                          threads=budget["decode"])  # fmt: skip
     try:
         info = reader.info
-        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
+        realtime = src_cfg.realtime
+        if src_cfg.live == "true" and not info.live and not realtime:
+            realtime = True  # a "live" file read as fast as it decodes would only drop frames
+            log.warning("source.live is true (the webcam preset?) but %s '%s' is recorded: playing it at its "
+                        "native rate as a camera would (--realtime); --set source.live=false processes every "
+                        "frame", info.kind, info.uri)  # fmt: skip
+        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or realtime
+        # Photos: pictures that have nothing to do with each other; nothing to track or smooth.
+        photos = info.kind == "images" and not src_cfg.track_images
+        out = config.output
+        image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
+        video_file = out.video if not image_file else None
+        _check_image_outputs(info, image_file, out.image_dir)
+        sinks = (out.video, out.json, out.csv, out.image_dir, out.reps)
+        if require_output and not (any(sinks) or out.serve or out.show or extra_stages):
+            raise InputError(NOTHING_TO_WRITE)
+        about: dict[str, Any] = {"source": info.uri}  # live stats; the model is added once it is open
+        live_sinks = _build_live_sinks(config, about)  # before the models: a bad flag fails fast
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
             budget = thread_budget(config, workers=1)
-        processing = build_processing(config, models, budget=budget, workers=workers, live=live)
+        processing = build_processing(config, models, budget=budget, workers=workers, live=live, photos=photos,
+                                      source_fps=info.fps)  # fmt: skip
+        if photos:
+            log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
+                     "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
         stages = list(processing.stages)
         random_weights = processing.random_weights
         extras: dict[str, Any] = dict(processing.extras)
-        out = config.output
-        if config.render.enabled and (out.video or extra_stages):
-            r = config.render
+        about.update(model=processing.model_name, random_weights=random_weights)
+        r = config.render
+        strip_lines = 0
+        if r.enabled and (out.video or out.image_dir or live_sinks or extra_stages):
             banner = RANDOM_BANNER if random_weights else None
-            stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
-                                      hud=r.hud, banner=banner))  # fmt: skip
-        if out.video:
-            stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
+            render = RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
+                                 hud=r.hud is True, banner=banner, exercise="exercise" in extras)  # fmt: skip
+            strip_lines = render.strip_lines
+            stages.append(render)
+        if video_file:
+            w, h = info.size_wh
+            size_wh = (w, h + strip_height(info.size_wh, strip_lines))  # banner/HUD strip above the picture
+            stages.append(VideoSink(video_file, size_wh, fps=info.fps, time_base=info.time_base,
                                     crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
+        if image_file or out.image_dir:
+            stages.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
-            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights))
-        stages += extra_stages or []
+            with_file = info.kind == "images"
+            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights, with_file=with_file))
+        stages += live_sinks + list(extra_stages or [])
         if not stages:  # nothing configured: still decode, so `run` measures the source
-            stages.append(RenderStage(hud=False))
+            stages.append(RenderStage())
         p = config.pipeline
         policy = {"auto": Overflow.DROP_OLDEST if live else Overflow.BLOCK, "block": Overflow.BLOCK,
                   "drop_oldest": Overflow.DROP_OLDEST}[p.overflow]  # fmt: skip
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
-        source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
+        source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
         resources = _describe_resources(processing.models.pose, processing.models.detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
+        outputs = [Path(p) for p in sinks if p]
+        live_url = None
+        for sink in live_sinks:  # last: nothing after this can fail, so a started server is always closed
+            if isinstance(sink, ServeSink):
+                live_url = sink.server.start().url
         return Pipeline(graph, info, live, processing.model_name, random_weights, extras, resources,
-                        processing.keypoint_names)  # fmt: skip
+                        processing.keypoint_names, outputs, live_url)  # fmt: skip
     except BaseException:
         reader.close()
         raise
@@ -312,14 +412,53 @@ def _check_replay_outputs(config: Config) -> None:
     replay = config.pose.keypoints_from
     if not replay:
         return
-    from pathlib import Path
-
     out = config.output
     for flag, path in (("--out-json", out.json), ("--out-csv", out.csv), ("--out-video", out.video),
                        ("--out-reps", out.reps)):  # fmt: skip
         if path and Path(path).resolve() == Path(replay).resolve():
             raise InputError(f"--keypoints-from {replay} is also the {flag} output: it would be overwritten "
                              "while it is read; choose another output path")
+
+
+def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:
+    """The live views the config asks for (output.serve, output.show), HUD on unless render.hud is set.
+
+    With ``render.hud`` true the render stage already drew it (into saved outputs too); false: none.
+    ``about`` is shared with the serve sink (filled in further as the pipeline is built).
+    """
+    out, hud = config.output, config.render.hud is None
+    sinks: list = []
+    if out.show:
+        from posestream.stages.show import ShowSink
+
+        sinks.append(ShowSink(hud=hud))
+    if out.serve:
+        from posestream.serve.server import LiveServer
+
+        try:
+            host, port = parse_hostport(out.serve)
+        except ValueError as exc:
+            raise InputError(f"--serve (output.serve) {exc}") from None
+        sinks.append(ServeSink(LiveServer(host=host, port=port), hud=hud, about=about))
+    return sinks
+
+
+def _check_image_outputs(info: SourceInfo, image_file: str | None, image_dir: str | None) -> None:
+    """Annotated pictures need an image source, one picture per image file, and never the source's place."""
+    if image_file and not (info.kind == "images" and info.frame_count == 1):
+        what = f"{info.frame_count} pictures" if info.kind == "images" else f"a {info.kind}"
+        raise InputError(f"--out-video {image_file}: an image file holds one annotated picture, and the source "
+                         f"is {what}: use --out-dir for annotated pictures, or an .mp4 file for a video")  # fmt: skip
+    if image_dir and info.kind != "images":
+        raise InputError(f"--out-dir {image_dir}: annotated pictures are for image sources; "
+                         f"this {info.kind} takes --out-video FILE.mp4")  # fmt: skip
+    source = Path(info.uri)
+    folder = source if source.is_dir() else source.parent
+    if image_dir and Path(image_dir).resolve() == folder.resolve():
+        raise InputError(f"--out-dir {image_dir} is the source's own folder: the annotated pictures would "
+                         "replace the originals; choose another folder")  # fmt: skip
+    if image_file and source.is_file() and Path(image_file).resolve() == source.resolve():
+        raise InputError(f"--out-video {image_file} is the source picture itself; choose another file")
 
 
 def _describe_resources(backend, detector, config: Config) -> dict[str, str]:
@@ -350,7 +489,7 @@ def pose_workers(config: Config, live: bool) -> int:
     """Pose stage copies: ``pose.workers`` for lossless sources; 1 for live ones (fresh frames
     matter more than throughput there) and with keypoint-driven boxes (they need the previous
     frame's keypoints before the next frame is posed)."""
-    if live or (config.detector.keypoint_boxes and config.detector.model):
+    if live or (config.detector.keypoint_boxes and _named(config.detector.model)):
         return 1
     return max(1, config.pose.workers)
 
@@ -364,13 +503,14 @@ def thread_budget(config: Config, workers: int | None = None) -> ThreadBudget:
     requested = {"decode": p.decode_threads}
     weights = dict(BUDGET_WEIGHTS)
     workers = pose_workers(config, config.source.live == "true" or config.source.realtime) if workers is None else workers
-    if (pose.model or pose.variant) and workers > 1:
+    posing = _named(pose.model) or pose.variant
+    if posing and workers > 1:
         for i in range(workers):
             requested[f"pose.{i}"] = pose.threads
             weights[f"pose.{i}"] = BUDGET_WEIGHTS["pose"] / workers
-    elif pose.model or pose.variant:
+    elif posing:
         requested["pose"] = pose.threads
-    if config.detector.model:
+    if _named(config.detector.model):
         requested["detector"] = config.detector.threads
     if config.output.video:
         requested["encode"] = p.encode_threads
@@ -385,14 +525,16 @@ def _build_detector(config: Config, threads: int = 1):
     from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
-    if not d.model:
+    if not _named(d.model):
         return FullFrameDetector()
-    threshold = d.score_threshold
-    if not config.tracker.enabled:  # no second association: low-score boxes would become people
-        threshold = max(threshold, config.tracker.track_activation_threshold)
+    from posestream.models.catalog import detector_file, is_model_name
+
+    model = detector_file(d.model) if is_model_name(d.model) else d.model
+    # Low on purpose (ByteTrack's second association); untracked runs keep only boxes scoring
+    # detector.conf, a filter of the detect stage, so loaded models serve tracked and photo runs alike.
     return load_person_detector(
-        d.model,
-        score_threshold=threshold,
+        model,
+        score_threshold=min(d.score_threshold, d.conf),
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,
         intra_op_threads=d.threads or threads,
@@ -402,10 +544,16 @@ def _build_detector(config: Config, threads: int = 1):
     )
 
 
-def _build_tracker(config: Config):
+DEFAULT_FRAME_RATE = 30.0  # for sources that state no rate
+
+
+def _build_tracker(config: Config, source_fps: float | None):
     from posestream.tracking.bytetrack import ByteTrack
 
     t = config.tracker
+    frame_rate = t.frame_rate if t.frame_rate is not None else (source_fps or DEFAULT_FRAME_RATE)
+    log.info("tracker: %.4g fps (%s), lost tracks kept %.2f s", frame_rate,
+             "tracker.frame_rate" if t.frame_rate is not None else "the source's rate", t.lost_track_buffer / frame_rate)  # fmt: skip
     return ByteTrack(
         track_activation_threshold=t.track_activation_threshold,
         low_score_threshold=t.low_score_threshold,
@@ -413,7 +561,7 @@ def _build_tracker(config: Config):
         minimum_matching_threshold=t.minimum_matching_threshold,
         second_match_threshold=t.second_match_threshold,
         lost_track_buffer=t.lost_track_buffer,
-        frame_rate=t.frame_rate,
+        frame_rate=frame_rate,
         minimum_consecutive_frames=t.minimum_consecutive_frames,
     )
 

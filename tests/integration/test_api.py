@@ -116,7 +116,7 @@ def test_bad_settings_raise_at_the_call(clip, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         posestream.track(tmp_path / "missing.mp4")
     with pytest.raises(ValueError, match="increase"):
-        with posestream.PoseTracker() as tracker:
+        with posestream.PoseTracker(pose="none", detector="none") as tracker:  # no model: only the checks
             tracker(np.zeros((32, 32, 3), np.uint8), t=1.0)
             tracker(np.zeros((32, 32, 3), np.uint8), t=1.0)
 

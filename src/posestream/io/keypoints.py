@@ -1,12 +1,13 @@
 """Reading the keypoints JSON Lines that ``KeypointJsonlWriter`` writes: one line per frame.
 
-    {"frame": 0, "pts": 0.0, "people": [{"track_id": 3, "box_xyxy": [x1, y1, x2, y2],
+    {"frame": 0, "pts": 0.0, "people": [{"track_id": 3, "box_xyxy": [x1, y1, x2, y2], "box_score": 0.9,
                                          "keypoints": [[x, y, score], ...]}]}
 
 This is the one reader of that format (replay, the angle report and the biomechanics outputs all
 use it). Unknown keys are ignored; blank lines skipped; ``null`` coordinates become NaN; a person
 without ``track_id`` is untracked (-1); without ``box_xyxy`` the box is the keypoints' extent;
-``"keypoints": []`` (a tracking-only run) is a person with K = 0 keypoints.
+without ``box_score`` (or null) the score is NaN; ``"keypoints": []`` (a tracking-only run) is a
+person with K = 0 keypoints.
 Every person of the file must have the same number of keypoints and frame numbers must increase.
 Errors are ``InputError`` naming the file and line.
 """
@@ -69,7 +70,7 @@ def _poses(people: list, num_k: int | None) -> Poses:
         raise ValueError(f"people must be a list, got {type(people).__name__}")
     if not people:
         return Poses.empty(num_k or 0)
-    kps, boxes, ids = [], [], []
+    kps, boxes, ids, box_scores = [], [], [], []
     for person in people:
         kp = np.asarray(person["keypoints"], dtype=np.float64)  # (K, 3) x, y, score; None -> nan
         if kp.size == 0:  # a tracking-only run: boxes and ids, no keypoints
@@ -86,6 +87,9 @@ def _poses(people: list, num_k: int | None) -> Poses:
             box = [*xy.min(axis=0), *xy.max(axis=0)] if len(xy) else [np.nan] * 4
         boxes.append(np.asarray(box, np.float64))
         ids.append(int(person.get("track_id", -1)))
+        score = person.get("box_score")
+        box_scores.append(np.nan if score is None else float(score))
     kps_arr = np.stack(kps)
     return Poses(kps_arr[..., :2].astype(np.float32), np.nan_to_num(kps_arr[..., 2], nan=0.0).astype(np.float32),
-                 np.stack(boxes).astype(np.float32), np.asarray(ids, np.int64))  # fmt: skip
+                 np.stack(boxes).astype(np.float32), np.asarray(ids, np.int64),
+                 np.asarray(box_scores, np.float32))  # fmt: skip

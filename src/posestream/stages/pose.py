@@ -62,4 +62,7 @@ class PoseStage(StageBase):
 
     @staticmethod
     def _with_poses(packet: Packet, xyxy, ids, keypoints: np.ndarray, scores: np.ndarray) -> Packet:
-        return packet.with_(poses=Poses(keypoints, scores, xyxy.astype(np.float32), ids.astype(np.int64)))
+        boxes = packet.tracks if packet.tracks is not None else packet.detections
+        box_score = boxes.score if boxes is not None else np.zeros((0,), np.float32)  # the detector's, per person
+        return packet.with_(poses=Poses(keypoints, scores, xyxy.astype(np.float32), ids.astype(np.int64),
+                                        box_score.astype(np.float32)))
