@@ -104,7 +104,7 @@ def make_config(config: Config | str | None = None, overrides: list[str] | tuple
             flat |= conf_keys(value, cfg)
         elif name == "device":
             flat |= device_keys(value)
-        elif name in SHORTCUTS:
+        elif name in SHORTCUTS and not (name in sections and isinstance(value, dict)):  # pose= / detector=: both
             flat[SHORTCUTS[name]] = value
         elif name in sections:
             if not isinstance(value, dict):
