@@ -183,18 +183,16 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
 
 
-def config_from_args(args: argparse.Namespace, extra: dict | None = None, **settings):
+def config_from_args(args: argparse.Namespace, **settings):
     """The Config that `add_pipeline_options` flags describe, then ``settings`` (more flags, by their
-    API names: ``out_video=...``) and ``extra`` dotted keys; None = unset. Flags map to config keys
-    through the API's table (``posestream.api.SHORTCUTS``), so `run` and ``posestream.track`` agree."""
+    API names: ``out_video=...``; None = unset). Flags map to config keys through the API's
+    ``make_config`` (``posestream.api.SHORTCUTS``), so `run` and ``posestream.track`` agree."""
     from posestream.api import make_config
-    from posestream.config import apply_overrides
 
     config = make_config(args.config, args.overrides, detector=args.detector, pose=args.pose_model,
                          variant=args.variant, weights=args.weights, precision=args.precision,
                          calibration=args.calibration, smooth=args.smooth, max_frames=args.max_frames,
                          conf=args.conf, device=args.device, **settings)  # fmt: skip
-    config = apply_overrides(config, {k: v for k, v in (extra or {}).items() if v is not None})
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
     return config
