@@ -47,7 +47,7 @@ CPU_RESULTS := benchmarks/results/cpu-2core
 bench-cpu: bench-model bench-precision bench-peers bench-detection bench-start bench-live
 
 bench-model: install  # model-only crops/s, S and B, every CPU engine/precision; graph vs stages alone
-	$(BIN)/posestream bench --variants s b --backends ort-cpu ov-cpu-fp32 ov-cpu-bf16 --batch-sizes 1 4 8 \
+	$(BIN)/posestream bench --variants s b --backends ort-cpu ov-cpu-fp32 ov-cpu-bf16 ov-cpu-int8 --batch-sizes 1 4 8 \
 	    --frames 60 --out-dir reports/bench-cpu  # its export cache stays out of the repository
 	mkdir -p $(CPU_RESULTS)/bench && cp reports/bench-cpu/bench.md reports/bench-cpu/bench.json \
 	    reports/bench-cpu/bench.png $(CPU_RESULTS)/bench/

@@ -58,6 +58,7 @@ BACKENDS: dict[str, BackendSpec] = {
         BackendSpec("ort-cpu", "onnxruntime", ("cpu",)),
         BackendSpec("ov-cpu-fp32", "openvino", ("cpu",), dtype="fp32"),
         BackendSpec("ov-cpu-bf16", "openvino", ("cpu",), dtype="bf16"),
+        BackendSpec("ov-cpu-int8", "openvino", ("cpu",), dtype="int8"),  # NNCF, calibrated on train_mini
         BackendSpec("ort-cuda", "onnxruntime", ("cuda",)),
         BackendSpec("ort-trt", "onnxruntime", ("tensorrt", "cuda")),
         BackendSpec("torch-cpu-fp32", "torch", device="cpu", dtype="fp32"),
@@ -106,10 +107,14 @@ def select_backends(
 ) -> tuple[list[BackendSpec], dict[str, str]]:
     """(backends to run, {name: reason} for those left out).
 
-    requested: names, or None for every backend present. An unknown name is an InputError; a known
-    one this machine lacks is left out with its reason (the bench runs anywhere).
+    requested: names, or None for every backend present except int8 (it quantises with calibration
+    crops from ../shared, so it runs only when named). An unknown name is an InputError; a known one
+    this machine lacks is left out with its reason (the bench runs anywhere).
     """
-    names = list(BACKENDS) if requested is None else _check_names(requested, "--backends")
+    if requested is None:
+        names = [name for name, spec in BACKENDS.items() if spec.dtype != "int8"]
+    else:
+        names = _check_names(requested, "--backends")
     selected, skipped = [], {}
     for name in names:
         reason = missing_reason(BACKENDS[name], caps)
@@ -123,7 +128,8 @@ def select_backends(
 def default_e2e_backends(selected: Iterable[BackendSpec]) -> list[BackendSpec]:
     """End-to-end runs default to the ONNX Runtime backends (the pipeline's usual engine) and, on a
     machine whose onnxruntime lacks CUDA, the torch CUDA backends (so a GPU is used end to end)."""
-    return [s for s in selected if s.engine in ("onnxruntime", "openvino") or s.device.startswith("cuda")]
+    cpu_engines = ("onnxruntime", "openvino")
+    return [s for s in selected if (s.engine in cpu_engines and s.dtype != "int8") or s.device.startswith("cuda")]
 
 
 def _check_names(names: Sequence[str], flag: str) -> list[str]:
@@ -138,7 +144,7 @@ def check_backend_names(names: Sequence[str], flag: str) -> list[str]:
     return _check_names(names, flag)
 
 
-def open_backend(spec: BackendSpec, source, *, threads: int):
+def open_backend(spec: BackendSpec, source, *, threads: int, calibration=None):
     """A ``PoseBackend`` for ``spec`` over a ``PoseModelSource``, from the runtime's one factory: its
     ONNX file, or a copy of its PyTorch module (``TorchPoseBackend`` converts the module in place,
     so every torch backend gets its own copy)."""
@@ -149,7 +155,8 @@ def open_backend(spec: BackendSpec, source, *, threads: int):
         return open_pose_backend(source.onnx_file(), engine="onnxruntime", providers=spec.providers, threads=threads,
                                  precision="fp32")  # fmt: skip
     if spec.engine == "openvino":
-        return open_pose_backend(source.onnx_file(), engine="openvino", threads=threads, precision=spec.dtype)
+        return open_pose_backend(source.onnx_file(), engine="openvino", threads=threads, precision=spec.dtype,
+                                 calibration=calibration)  # fmt: skip
     model = copy.deepcopy(source.torch_model())
     info = ModelInfo(variant=source.variant or "", random_weights=source.torch_random)
     return open_pose_backend(model, device=spec.device, precision=spec.dtype, info=info)

@@ -172,8 +172,17 @@ def _model_only(sources, specs: list[BackendSpec], args, threads: int, skipped: 
             if spec.engine == "torch" and (reason := source.torch_unavailable()):
                 skipped.append({"what": what, "reason": reason})
                 continue
+            calibration = None
+            if spec.dtype == "int8":  # quantised once per model, on person crops of train_mini
+                folder = _shared_dir() / "coco" / "train_mini"
+                if not folder.is_dir():
+                    skipped.append({"what": what, "reason": f"int8 needs calibration crops: {folder} not found"})
+                    continue
+                from posestream.evaluation.calibration import pose_calibration
+
+                calibration = pose_calibration(folder)
             try:
-                backend = open_backend(spec, source, threads=threads)
+                backend = open_backend(spec, source, threads=threads, calibration=calibration)
             except InputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one backend failing to open must not stop the others
