@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from posestream.config import Config
+from posestream.errors import ConfigError
 from posestream.io.video import SourceInfo, open_source
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
@@ -67,12 +68,20 @@ def build_pose_backend(config: Config, threads: int | None = None):
     """The pose backend named by ``config.pose``, or None when no pose model is configured.
 
     threads: inference threads (default: ``pose.threads``, or the budget's share when that is 0).
+    ``pose.keypoints`` (a set name) is what the model must predict: a model of another set is a
+    ModelFileError naming both. ``pose.expert`` picks a ViTPose+ expert. See ``open_pose_backend``.
     """
+    from posestream.keypoints import get_keypoint_set
+
     pose = config.pose
-    if not (pose.model or pose.variant):
+    if not (pose.model or pose.variant or pose.weights):
         return None
     from posestream.runtime.factory import open_pose_backend
 
+    try:
+        expected = get_keypoint_set(pose.keypoints) if pose.keypoints else None
+    except ValueError as exc:
+        raise ConfigError(f"pose.keypoints: {exc}") from None
     calibration = None
     if pose.calibration:
         from posestream.evaluation.calibration import pose_calibration
@@ -80,6 +89,7 @@ def build_pose_backend(config: Config, threads: int | None = None):
         calibration = pose_calibration(pose.calibration)
     return open_pose_backend(
         pose.model or None, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
+        expert=pose.expert, keypoint_set=expected,
         engine=pose.engine, providers=pose.providers, device=pose.device,
         threads=threads or pose.threads or thread_budget(config)["pose"],
         precision=pose.precision, calibration=calibration,
@@ -112,6 +122,7 @@ def build_pipeline(
         models = models if models is not None else load_models(config, budget)
         backend, detector = models.pose, models.detector
         random_weights = bool(getattr(backend, "random_weights", False))
+        keypoint_set = backend.keypoint_set if backend is not None else None  # handed to every stage below
         keypoint_boxes = None
         if detector is not None:
             from posestream.stages.detect import DetectStage
@@ -156,12 +167,12 @@ def build_pipeline(
             r = config.render
             banner = RANDOM_BANNER if random_weights else None
             stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
-                                      hud=r.hud, banner=banner))  # fmt: skip
+                                      hud=r.hud, banner=banner, keypoint_set=keypoint_set))  # fmt: skip
         if out.video:
             stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
                                     crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
         if out.json or out.csv:
-            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights))
+            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights, keypoint_set=keypoint_set))
         stages += extra_stages or []
         if not stages:  # nothing configured: still decode, so `run` measures the source
             stages.append(RenderStage(hud=False))

@@ -83,9 +83,17 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override one config value, e.g. --set tracker.lost_track_buffer=60")  # fmt: skip
     parser.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
-    parser.add_argument("--pose-model", help="exported ViTPose ONNX file")
+    from posestream.models.known_weights import known_weight_names  # pure data, no torch
+
+    onnx_names = ", ".join(n for n in known_weight_names() if n.endswith(".onnx"))
+    parser.add_argument("--pose-model", help=f"exported ViTPose ONNX file, or a known ONNX name: {onnx_names}")
     parser.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
-    parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-wholebody; `posestream export "
+                        "--help` lists them), Hub id (usyd-community/vitpose-base-simple), transformers folder, or "
+                        "'none' for random")  # fmt: skip
+    parser.add_argument("--keypoints", metavar="SET", help="keypoint set the model must predict (coco, coco_25, "
+                        "wholebody, mpii, aic, ap10k, apt36k); default: the model's own")  # fmt: skip
+    parser.add_argument("--expert", help="ViTPose+ expert: coco, aic, mpii, ap10k, apt36k, wholebody")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16"],
                         help="pose model precision; auto (default): bf16 where the CPU has AVX512_BF16/AMX, "
                              "else fp32; int8 quantises once with --calibration")  # fmt: skip
@@ -107,12 +115,14 @@ def config_from_args(args: argparse.Namespace, extra: dict | None = None):
         "pose.weights": args.weights,
         "pose.precision": args.precision,
         "pose.calibration": args.calibration,
+        "pose.keypoints": args.keypoints,
+        "pose.expert": args.expert,
         "smooth.filter": args.smooth,
         "source.max_frames": args.max_frames,
         **(extra or {}),
     }
     config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
-    if args.variant and config.pose.model:
+    if (args.variant or args.weights) and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
     return config
 

@@ -92,10 +92,12 @@ class TrackerConfig:
 
 @dataclass(frozen=True, slots=True)
 class PoseConfig:
-    model: str | None = None  # an exported ONNX file (onnxruntime); or build from variant + weights
+    model: str | None = None  # an exported ONNX file or known ONNX name (onnxruntime); or variant + weights
     variant: str | None = None  # s | b | l | h (with `weights`, runs through PyTorch)
-    weights: str | None = None  # path, known name (vitpose-b-coco) or 'none' (random)
-    decoder: Literal["classic", "simple"] = "classic"
+    weights: str | None = None  # path, known name (vitpose-b-coco), Hub id / transformers folder, 'none'
+    decoder: Literal["classic", "simple"] = "classic"  # for random weights (files say their own)
+    keypoints: str | None = None  # keypoint set the model must predict (coco, wholebody, ...); None = its own
+    expert: str | None = None  # ViTPose+ expert: coco | aic | mpii | ap10k | apt36k | wholebody
     providers: tuple[str, ...] = ("cpu",)  # onnxruntime: cpu | cuda | tensorrt
     device: str = "cpu"  # torch
     # ONNX files: auto = OpenVINO on the CPU (when installed), onnxruntime with GPU providers.

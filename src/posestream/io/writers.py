@@ -8,7 +8,10 @@ the file atomically. Codec H.264 (libx264, bundled in PyAV's FFmpeg), pixel form
 browsers decode), frame times copied from the source's pts.
 
 Keypoints: one JSON object per line and per frame, written with a single ``write`` and flushed, so
-a killed run leaves whole lines only (a reader may drop a final partial line at worst).
+a killed run leaves whole lines only (a reader may drop a final partial line at worst). Both
+keypoint writers take the model's ``KeypointSet``: the CSV header names its keypoints (rows and
+header have the same length for any K), every JSON line names the set and the first line also
+lists the keypoint names in order.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import av
 import numpy as np
 
 from posestream.errors import InputError
-from posestream.types import COCO_KEYPOINTS, Poses
+from posestream.keypoints import KeypointSet
+from posestream.types import Poses
 
 __all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records"]
 
@@ -174,21 +178,39 @@ def _num(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 3)
 
 
+def _check_k(writer: str, keypoint_set: KeypointSet | None, poses: Poses | None) -> None:
+    """ValueError when people carry keypoints that are not the writer's set (K = 0 is boxes only)."""
+    k = 0 if poses is None else poses.keypoints.shape[1]
+    if k and (keypoint_set is None or keypoint_set.num_keypoints != k):
+        have = "no keypoint set" if keypoint_set is None else f"keypoint set {keypoint_set.describe()}"
+        raise ValueError(f"{writer}: poses have {k} keypoints, the file was opened for {have}")
+
+
 class KeypointJsonlWriter:
     """JSON Lines: ``{"frame", "pts", "people": [{"track_id", "box_xyxy", "keypoints"}]}`` per line.
 
-    Exactly one line per frame, nothing else (keypoint order: ``posestream.types.COCO_KEYPOINTS``).
-    ``extra`` is merged into every line, e.g. ``{"random_weights": true}`` so no consumer of a
-    random-weight run can miss it.
+    Exactly one line per frame, nothing else. With a ``keypoint_set`` every line also has
+    ``"keypoint_set": <name>`` and the first line ``"keypoint_names": [...]`` (the order of each
+    person's ``keypoints``). ``extra`` is merged into every line, e.g. ``{"random_weights": true}``
+    so no consumer of a random-weight run can miss it.
     """
 
-    def __init__(self, path: str | Path, extra: dict | None = None) -> None:
+    def __init__(self, path: str | Path, extra: dict | None = None,
+                 keypoint_set: KeypointSet | None = None) -> None:  # fmt: skip
         self.path = _prepare_path(path, "JSON")
+        self.keypoint_set = keypoint_set
         self.extra = dict(extra or {})
+        if keypoint_set is not None:
+            self.extra["keypoint_set"] = keypoint_set.name
+        self._first = True
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+        _check_k("KeypointJsonlWriter", self.keypoint_set, poses)
         line = {"frame": frame_index, "pts": round(pts, 6), "people": poses_to_records(poses), **self.extra}
+        if self._first and self.keypoint_set is not None:
+            line["keypoint_names"] = list(self.keypoint_set.keypoints)
+        self._first = False
         self._file.write(json.dumps(line, separators=(",", ":")) + "\n")  # one write: whole lines only
         self._file.flush()
 
@@ -198,24 +220,31 @@ class KeypointJsonlWriter:
 
 
 class KeypointCsvWriter:
-    """CSV, one row per person and frame: frame, pts, track_id, box, then x, y, score per keypoint."""
+    """CSV, one row per person and frame: frame, pts, track_id, box, then x, y, score per keypoint.
 
-    def __init__(self, path: str | Path, keypoint_names: tuple[str, ...] = COCO_KEYPOINTS,
+    keypoint_set: names the keypoint columns (``<name>_x, <name>_y, <name>_score``); None = boxes
+    only (a run without a pose model). Every row has as many cells as the header.
+    """
+
+    def __init__(self, path: str | Path, keypoint_set: KeypointSet | None = None,
                  random_weights: bool = False) -> None:  # fmt: skip
         self.path = _prepare_path(path, "CSV")
+        self.keypoint_set = keypoint_set
         self.random_weights = random_weights
         self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self._csv = csv.writer(self._file)
         cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"]
-        for name in keypoint_names:
+        names = keypoint_set.keypoints if keypoint_set is not None else ()
+        for name in names:
             cols += [f"{name}_x", f"{name}_y", f"{name}_score"]
-        self._num_keypoint_cols = 3 * len(keypoint_names)
+        self._num_keypoint_cols = 3 * len(names)
         if random_weights:  # a column nobody can miss; absent in normal runs
             cols.append("random_weights")
         self._csv.writerow(cols)
         self._file.flush()
 
     def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+        _check_k("KeypointCsvWriter", self.keypoint_set, poses)
         for person in poses_to_records(poses):
             row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
             for kp in person["keypoints"]:

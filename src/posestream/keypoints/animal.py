@@ -10,6 +10,8 @@ head with the AP-10K channel configuration. No angles are defined for animals.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from posestream.keypoints.keypoint_set import KeypointSet, flip_pairs_by_name
 
 __all__ = ["AP10K", "APT36K"]
@@ -36,11 +38,7 @@ AP10K = KeypointSet(
     sigmas=_SIGMAS,
     source="AP-10K (Yu et al., NeurIPS 2021), https://github.com/AlexTheBad/AP-10K",
 )
-APT36K = KeypointSet(
-    name="apt36k",
-    keypoints=_NAMES,
-    skeleton=_SKELETON,
-    flip_pairs=flip_pairs_by_name(_NAMES),
-    sigmas=_SIGMAS,
+APT36K = replace(
+    AP10K, name="apt36k",
     source="APT-36K (Yang et al., NeurIPS 2022), https://github.com/pandorgan/APT-36K (AP-10K keypoints)",
-)
+)  # fmt: skip

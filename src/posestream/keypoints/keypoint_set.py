@@ -81,7 +81,9 @@ def flip_pairs_by_name(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def side_colors(names: Sequence[str], skeleton: Iterable[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+def side_colors(
+    names: Sequence[str], skeleton: Iterable[tuple[int, int]]
+) -> tuple[tuple[int, int, int], ...]:
     """One BGR colour per skeleton edge: left if both ends are left, right if both right, else centre."""
     colors = []
     for a, b in skeleton:
@@ -263,7 +265,8 @@ class KeypointSet:
             angles: list[Angle] = []
             for a in data.get("angles") or ():
                 if a["kind"] == "joint":
-                    angles.append(JointAngle(str(a["name"]), tuple(str(p) for p in a["points"])))  # type: ignore[arg-type]
+                    points = tuple(str(p) for p in a["points"])
+                    angles.append(JointAngle(str(a["name"]), points))  # type: ignore[arg-type]
                 elif a["kind"] == "segment":
                     angles.append(SegmentAngle(str(a["name"]), tuple(a["start"]), tuple(a["end"])))
                 else:
@@ -302,4 +305,6 @@ class KeypointSet:
     @classmethod
     def generic(cls, num_keypoints: int) -> KeypointSet:
         """``keypoint_0 .. keypoint_{K-1}``: what a model of unknown K speaks (no skeleton, no sigmas)."""
-        return cls(name=f"generic-{num_keypoints}", keypoints=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
+        return cls(
+            name=f"generic-{num_keypoints}", keypoints=tuple(f"keypoint_{i}" for i in range(num_keypoints))
+        )

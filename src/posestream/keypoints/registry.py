@@ -14,7 +14,11 @@ from posestream.keypoints.keypoint_set import KeypointSet
 from posestream.keypoints.wholebody import WHOLEBODY
 
 __all__ = [
-    "KEYPOINT_SETS", "DEFAULT_KEYPOINT_SET", "get_keypoint_set", "keypoint_set_names", "keypoint_set_for",
+    "KEYPOINT_SETS",
+    "DEFAULT_KEYPOINT_SET",
+    "get_keypoint_set",
+    "keypoint_set_names",
+    "keypoint_set_for",
     "parse_keypoint_set",
 ]
 

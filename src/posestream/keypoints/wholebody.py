@@ -71,7 +71,8 @@ WHOLEBODY = KeypointSet(
     name="wholebody",
     keypoints=_NAMES,
     skeleton=_skeleton(),
-    flip_pairs=flip_pairs_by_name(_NAMES) + tuple((_FACE_OFFSET + a, _FACE_OFFSET + b) for a, b in FACE_MIRROR),
+    flip_pairs=flip_pairs_by_name(_NAMES)
+    + tuple((_FACE_OFFSET + a, _FACE_OFFSET + b) for a, b in FACE_MIRROR),
     sigmas=COCO.sigmas + tuple(FOOT_SIGMAS[n] for n in _FEET) + _FACE_SIGMAS + _HAND_SIGMAS + _HAND_SIGMAS,
     angles=body_angles(ankles_to="big_toe"),
     source="COCO-WholeBody (Jin et al., ECCV 2020), https://github.com/jin-s13/COCO-WholeBody",

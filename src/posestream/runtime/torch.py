@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from posestream.errors import InputError
+from posestream.keypoints import keypoint_set_for
 from posestream.runtime.base import ModelInfo, ModelInfoAttributes
 
 __all__ = ["TorchPoseBackend", "TORCH_DTYPES"]
@@ -23,8 +24,10 @@ class TorchPoseBackend(ModelInfoAttributes):
 
     model: maps (N, 3, H, W) to (N, K, h, w); it is put in eval mode and moved to device/dtype.
     device: "cpu", "cuda", "cuda:1", ... dtype: "fp32", "fp16" or "bf16" (weights and input;
-    heatmaps come back as float32 numpy). info: input size, normalisation and names
-    (default COCO-17 ViTPose); K and the heatmap size are measured with one zero crop.
+    heatmaps come back as float32 numpy). info: input size, normalisation and keypoint set
+    (default COCO-17 ViTPose); K and the heatmap size are measured with one zero crop. When K is
+    not the info's set's K, a default (COCO) set is replaced by ``keypoint_set_for(K)``; any other set
+    is an error.
     """
 
     max_batch: int | None = None
@@ -48,9 +51,12 @@ class TorchPoseBackend(ModelInfoAttributes):
         probe = self._run(np.zeros((1, 3, *info.input_size_hw), dtype=np.float32))
         num_keypoints, height, width = probe.shape[1:]
         if num_keypoints != info.num_keypoints:
-            if info.keypoint_names != ModelInfo().keypoint_names:
-                raise InputError(f"model outputs {num_keypoints} keypoints, info names {info.num_keypoints}")
-            info = info.with_(keypoint_names=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
+            if info.keypoint_set != ModelInfo().keypoint_set:
+                raise InputError(
+                    f"model outputs {num_keypoints} keypoints, its keypoint set {info.keypoint_set.describe()} "
+                    f"has {info.num_keypoints}"
+                )
+            info = info.with_(keypoint_set=keypoint_set_for(int(num_keypoints)))
         self.info = info.with_(heatmap_size_hw=(int(height), int(width)))
 
     @property

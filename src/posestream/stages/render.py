@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from posestream.keypoints import KeypointSet
 from posestream.stages.base import StageBase
 from posestream.types import Packet
 from posestream.visual.draw import draw_hud, draw_poses
@@ -15,12 +16,14 @@ class RenderStage(StageBase):
     """HUD: fps measured here (moving average over arrivals), capture-to-render latency, people.
 
     banner: an extra first HUD line (e.g. the random-weights warning), drawn even with hud=False.
+    keypoint_set: the pose model's set (skeleton and limb colours); None = by the poses' K.
     """
 
     name = "render"
 
     def __init__(self, *, keypoint_threshold: float = 0.3, draw_boxes: bool = True, hud: bool = True,
-                 banner: str | None = None) -> None:  # fmt: skip
+                 banner: str | None = None, keypoint_set: KeypointSet | None = None) -> None:  # fmt: skip
+        self.keypoint_set = keypoint_set
         self.keypoint_threshold = keypoint_threshold
         self.draw_boxes = draw_boxes
         self.hud = hud
@@ -32,7 +35,9 @@ class RenderStage(StageBase):
         image = packet.frame.image.copy()
         poses = packet.people
         if poses is not None:
-            draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes)
+            kset = self.keypoint_set if poses.keypoints.shape[1] else None  # tracking-only packets: K = 0
+            draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes,
+                       keypoint_set=kset)  # fmt: skip
         now = time.monotonic()
         if self._t_last is not None:
             dt = now - self._t_last

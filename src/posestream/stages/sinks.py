@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
+from posestream.keypoints import KeypointSet
 from posestream.stages.base import StageBase
 from posestream.types import Packet
 
@@ -34,15 +35,18 @@ class VideoSink(StageBase):
 
 
 class KeypointSink(StageBase):
-    """JSON Lines and/or CSV, one record per frame (every frame, also those with nobody in it)."""
+    """JSON Lines and/or CSV, one record per frame (every frame, also those with nobody in it).
+
+    keypoint_set: the pose model's set (column names, JSON keypoint names); None = boxes only.
+    """
 
     name = "keypoints"
 
     def __init__(self, json_path: str | Path | None, csv_path: str | Path | None, *,
-                 random_weights: bool = False) -> None:  # fmt: skip
+                 random_weights: bool = False, keypoint_set: KeypointSet | None = None) -> None:  # fmt: skip
         extra = {"random_weights": True} if random_weights else None
-        self.jsonl = KeypointJsonlWriter(json_path, extra) if json_path else None
-        self.csv = KeypointCsvWriter(csv_path, random_weights=random_weights) if csv_path else None
+        self.jsonl = KeypointJsonlWriter(json_path, extra, keypoint_set) if json_path else None
+        self.csv = KeypointCsvWriter(csv_path, keypoint_set, random_weights=random_weights) if csv_path else None
 
     def process(self, packet: Packet) -> Packet:
         for writer in (self.jsonl, self.csv):

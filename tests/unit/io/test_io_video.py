@@ -15,6 +15,7 @@ import pytest
 from posestream.errors import InputError
 from posestream.io.video import open_source
 from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
+from posestream.keypoints import get_keypoint_set
 from posestream.types import Poses
 
 
@@ -139,8 +140,9 @@ def _poses(n, k=17):
 
 
 def test_jsonl_and_csv_writers(tmp_path):
-    jw = KeypointJsonlWriter(tmp_path / "k.jsonl", {"random_weights": True})
-    cw = KeypointCsvWriter(tmp_path / "k.csv")
+    coco = get_keypoint_set("coco")
+    jw = KeypointJsonlWriter(tmp_path / "k.jsonl", {"random_weights": True}, coco)
+    cw = KeypointCsvWriter(tmp_path / "k.csv", coco)
     for i in range(3):
         jw.write(i, i / 30, _poses(i))
         cw.write(i, i / 30, _poses(i))
@@ -148,6 +150,8 @@ def test_jsonl_and_csv_writers(tmp_path):
     cw.close()
     lines = [json.loads(x) for x in (tmp_path / "k.jsonl").read_text().splitlines()]
     assert [x["frame"] for x in lines] == [0, 1, 2] and all(x["random_weights"] for x in lines)
+    assert all(x["keypoint_set"] == "coco" for x in lines) and lines[0]["keypoint_names"] == list(coco.keypoints)
+    assert "keypoint_names" not in lines[1]
     assert len(lines[2]["people"]) == 2 and len(lines[2]["people"][1]["keypoints"]) == 17
     assert lines[2]["people"][1]["track_id"] == 1
     rows = (tmp_path / "k.csv").read_text().splitlines()

@@ -32,7 +32,9 @@ def test_each_set_is_complete_and_round_trips(name):
     assert len(kset.limb_colors) == len(kset.skeleton) > 0 and kset.source
     assert KeypointSet.from_json(kset.to_json()) == kset
     perm = kset.flip_index
-    assert sorted(perm) == list(range(kset.num_keypoints)) and np.array_equal(perm[perm], np.arange(len(perm)))
+    assert sorted(perm) == list(range(kset.num_keypoints)) and np.array_equal(
+        perm[perm], np.arange(len(perm))
+    )
     for a, b in kset.flip_pairs:  # a flip pair joins a left and a right keypoint (or two face landmarks)
         sides = {side_of(kset.keypoints[a]), side_of(kset.keypoints[b])}
         assert sides == {"left", "right"} or kset.keypoints[a].startswith("face-"), (a, b)
@@ -45,7 +47,11 @@ def test_wholebody_layout_feet_hands_and_face_mirror():
     assert wb.keypoints[:17] == get_keypoint_set("coco").keypoints
     assert wb.keypoints[17:23] == ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
                                    "right_small_toe", "right_heel")  # fmt: skip
-    assert wb.keypoints[23] == "face-0" and wb.keypoints[91] == "left_hand_root" and wb.keypoints[112] == "right_hand_root"
+    assert (
+        wb.keypoints[23] == "face-0"
+        and wb.keypoints[91] == "left_hand_root"
+        and wb.keypoints[112] == "right_hand_root"
+    )
     assert len(wb.skeleton) == 19 + 6 + 2 * 20
     # each hand is a tree: 20 edges over its 21 points, every finger a chain from the root
     for root in (91, 112):
@@ -59,8 +65,8 @@ def test_wholebody_layout_feet_hands_and_face_mirror():
 def test_angles_only_where_the_set_defines_them():
     assert get_keypoint_set("ap10k").angles == () and get_keypoint_set("apt36k").angles == ()
     coco = get_keypoint_set("coco")
-    assert coco.angle_names == ("left_knee", "right_knee", "left_hip", "right_hip", "left_elbow", "right_elbow",
-                                "left_shoulder", "right_shoulder", "trunk_lean")  # fmt: skip
+    joints = ("knee", "hip", "elbow", "shoulder")
+    assert coco.angle_names == tuple(f"{s}_{j}" for j in joints for s in ("left", "right")) + ("trunk_lean",)
     assert "left_ankle" in get_keypoint_set("coco_25").angle_names
     for name in ("mpii", "aic", "wholebody"):
         assert {"left_knee", "trunk_lean"} <= set(get_keypoint_set(name).angle_names)
@@ -101,4 +107,7 @@ def test_from_json_names_the_source_of_a_bad_definition():
 
 
 def test_flip_pairs_by_name_handles_prefix_styles():
-    assert flip_pairs_by_name(("L_Eye", "R_Eye", "Nose", "left_paw", "right_paw", "left_x")) == ((0, 1), (3, 4))
+    assert flip_pairs_by_name(("L_Eye", "R_Eye", "Nose", "left_paw", "right_paw", "left_x")) == (
+        (0, 1),
+        (3, 4),
+    )
