@@ -27,8 +27,9 @@ none. Conventions (all angles in degrees, image coordinates: x to the right, y *
   (:func:`signed_angle_names`): unwrap them before differentiating.
 
 Time series. A signed angle such as ``trunk_lean`` jumps by 360 when it crosses +-180 (a gymnast's
-rotation); :func:`unwrap_deg` removes those jumps, NaN-aware. :func:`angular_velocity` differentiates
-against the real ``pts`` (dropped frames, variable frame rate). :func:`smooth_zero_phase` is an
+rotation); :func:`unwrap_deg` removes those jumps, NaN-aware, so derivatives and filters see a
+continuous series, and :func:`wrap_deg` brings the result back into (-180, 180] for reporting.
+:func:`angular_velocity` differentiates against the real ``pts`` (dropped frames, variable frame rate). :func:`smooth_zero_phase` is an
 *offline* forward-backward Butterworth filter (``scipy.signal.filtfilt``): zero phase means no lag,
 but each output sample depends on future samples, so a causal live filter (``posestream.filters``)
 cannot do this; use it on recorded footage only.
@@ -46,7 +47,7 @@ from posestream.keypoints import DEFAULT_KEYPOINT_SET, JointAngle, KeypointSet, 
 
 __all__ = [
     "angle_names", "joint_angle_names", "signed_angle_names", "interior_angle", "segment_angle",
-    "joint_angles", "unwrap_deg", "angular_velocity", "smooth_zero_phase", "finite_runs",
+    "joint_angles", "unwrap_deg", "wrap_deg", "angular_velocity", "smooth_zero_phase", "finite_runs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,13 @@ def unwrap_deg(angles: np.ndarray, period: float = 360.0) -> np.ndarray:
     out = np.full_like(a, np.nan)
     finite = np.isfinite(a)
     out[finite] = np.unwrap(a[finite], period=period)
+    return out
+
+
+def wrap_deg(angles: np.ndarray) -> np.ndarray:
+    """Angles in degrees mapped into (-180, 180] (any shape); NaN stays NaN."""
+    a = np.asarray(angles, np.float64)
+    out = 180.0 - np.mod(180.0 - a, 360.0)  # 180 -> 180, -180 -> 180, 190 -> -170
     return out
 
 

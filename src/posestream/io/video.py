@@ -10,11 +10,14 @@ spec                         kind       notes
 ``udp://``, ``srt://``
 ``http(s)://...``            stream     live unless the path looks like a video file
 a directory or a glob        images     sorted by name; pts = index / image_fps
+a still (.jpg, .png, ...)    images     one picture
 any other path               file       any container/codec FFmpeg reads; lossless
 ===========================  =========  =================================================
 
 Frame times come from the container's pts (``frame.time``), so variable frame rate stays correct;
-for cameras and streams they are made relative to the first frame.
+for cameras and streams they are made relative to the first frame. Frames of image sources carry
+their file name (``Frame.name``): relative to the folder, to the glob's fixed base, or the bare name
+of a still.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ def open_source(
         live = not spec.lower().split("?")[0].endswith(VIDEO_SUFFIXES)
         return _open_av(spec, "stream", live, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads)
     path = Path(spec)
-    if path.is_dir() or any(c in spec for c in "*?["):
+    still = path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    if path.is_dir() or still or (any(c in spec for c in "*?[") and not path.exists()):
         return _open_images(spec, image_fps, max_frames)
     if not path.exists():
         raise InputError(f"source '{spec}' does not exist (expected a video file, image folder, camera index or URL)")
@@ -184,9 +188,14 @@ def _decode(container, stream, uri: str, kind: str, live: bool, max_frames: int 
 
 def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:
     if Path(spec).is_dir():
-        paths = sorted(p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        base = Path(spec)
+        paths = sorted(p for p in base.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    elif Path(spec).is_file():  # a still
+        base, paths = Path(spec).parent, [Path(spec)]
     else:
         paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        base = Path(os.path.commonpath(paths)) if paths else Path(".")
+        base = base.parent if len(paths) == 1 else base  # one match: its folder, not itself
     if not paths:
         raise InputError(f"image source '{spec}' matches no image file ({', '.join(IMAGE_EXTENSIONS)})")
     if max_frames is not None:
@@ -196,7 +205,8 @@ def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:
     def frames() -> Iterator[Frame]:
         for i, p in enumerate(paths):
             image = first if i == 0 else _imread(p)
-            yield Frame(index=i, pts=i / fps, t_capture=time.monotonic(), image=image)
+            name = p.relative_to(base).as_posix()
+            yield Frame(index=i, pts=i / fps, t_capture=time.monotonic(), image=image, name=name)
 
     size_wh = (first.shape[1], first.shape[0])
     info = SourceInfo(spec, "images", False, size_wh, fps, len(paths), Fraction(1, 1000))

@@ -12,6 +12,9 @@ a killed run leaves whole lines only (a reader may drop a final partial line at 
 keypoint writers take the model's ``KeypointSet``: the CSV header names its keypoints (rows and
 header have the same length for any K), every JSON line names the set and the first line also
 lists the keypoint names in order.
+
+Images (annotated photos): each written to a temporary name beside its target and renamed into
+place, so a killed run never leaves half a picture under a real name.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from posestream.errors import InputError
 from posestream.keypoints import KeypointSet
 from posestream.types import Poses
 
-__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records"]
+__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records", "write_image"]
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +160,26 @@ def _remux_faststart(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_image(path: str | Path, image_bgr: np.ndarray, *, jpeg_quality: int = 95) -> Path:
+    """Encode ``image_bgr`` (H, W, 3) uint8 in the format of ``path``'s suffix; write it atomically."""
+    path = _prepare_path(path, "image")
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(suffix, image_bgr, params)
+    if not ok:
+        raise InputError(f"image output '{path}': OpenCV cannot encode '{suffix}' files")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def poses_to_records(poses: Poses | None) -> list[dict]:
-    """One dict per person: track_id, box_xyxy, keypoints [[x, y, score] x K] (NaN -> null)."""
+    """One dict per person: track_id, box_xyxy, box_score, keypoints [[x, y, score] x K] (NaN -> null)."""
     if poses is None:
         return []
     people = []
@@ -167,6 +189,7 @@ def poses_to_records(poses: Poses | None) -> list[dict]:
             {
                 "track_id": int(poses.track_id[i]),
                 "box_xyxy": [_num(v) for v in poses.xyxy[i]],
+                "box_score": _num(poses.box_score[i]),
                 "keypoints": [[_num(v) for v in kp] for kp in kps[i]],
             }
         )
@@ -187,7 +210,7 @@ def _check_k(writer: str, keypoint_set: KeypointSet | None, poses: Poses | None)
 
 
 class KeypointJsonlWriter:
-    """JSON Lines: ``{"frame", "pts", "people": [{"track_id", "box_xyxy", "keypoints"}]}`` per line.
+    """JSON Lines: ``{"frame", "pts", ["file",] "people": [{"track_id", "box_xyxy", "box_score", "keypoints"}]}``.
 
     Exactly one line per frame, nothing else. With a ``keypoint_set`` every line also has
     ``"keypoint_set": <name>`` and the first line ``"keypoint_names": [...]`` (the order of each
@@ -205,9 +228,13 @@ class KeypointJsonlWriter:
         self._first = True
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
-    def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+    def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
+        """name: the picture's file (image sources), written as ``"file"``."""
         _check_k("KeypointJsonlWriter", self.keypoint_set, poses)
-        line = {"frame": frame_index, "pts": round(pts, 6), "people": poses_to_records(poses), **self.extra}
+        line = {"frame": frame_index, "pts": round(pts, 6)}
+        if name is not None:
+            line["file"] = name
+        line |= {"people": poses_to_records(poses), **self.extra}
         if self._first and self.keypoint_set is not None:
             line["keypoint_names"] = list(self.keypoint_set.keypoints)
         self._first = False
@@ -220,20 +247,23 @@ class KeypointJsonlWriter:
 
 
 class KeypointCsvWriter:
-    """CSV, one row per person and frame: frame, pts, track_id, box, then x, y, score per keypoint.
+    """CSV, one row per person and frame: frame, pts, [file,] track_id, box, box_score, then x, y, score
+    per keypoint.
 
     keypoint_set: names the keypoint columns (``<name>_x, <name>_y, <name>_score``); None = boxes
-    only (a run without a pose model). Every row has as many cells as the header.
+    only (a run without a pose model). Every row has as many cells as the header. ``with_file``: a
+    ``file`` column (image sources) naming each row's picture.
     """
 
     def __init__(self, path: str | Path, keypoint_set: KeypointSet | None = None,
-                 random_weights: bool = False) -> None:  # fmt: skip
+                 random_weights: bool = False, with_file: bool = False) -> None:  # fmt: skip
         self.path = _prepare_path(path, "CSV")
         self.keypoint_set = keypoint_set
         self.random_weights = random_weights
+        self.with_file = with_file
         self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self._csv = csv.writer(self._file)
-        cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"]
+        cols = ["frame", "pts"] + (["file"] if with_file else []) + ["track_id", "x1", "y1", "x2", "y2", "box_score"]
         names = keypoint_set.keypoints if keypoint_set is not None else ()
         for name in names:
             cols += [f"{name}_x", f"{name}_y", f"{name}_score"]
@@ -243,13 +273,15 @@ class KeypointCsvWriter:
         self._csv.writerow(cols)
         self._file.flush()
 
-    def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+    def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
         _check_k("KeypointCsvWriter", self.keypoint_set, poses)
         for person in poses_to_records(poses):
-            row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
+            head = [frame_index, round(pts, 6)] + ([name] if self.with_file else [])
+            row = head + [person["track_id"], *person["box_xyxy"], person["box_score"]]
+            fixed = len(row)
             for kp in person["keypoints"]:
                 row += kp
-            row += [None] * (self._num_keypoint_cols - (len(row) - 7))  # boxes only: empty cells
+            row += [None] * (self._num_keypoint_cols - (len(row) - fixed))  # boxes only: empty cells
             if self.random_weights:
                 row.append("true")
             self._csv.writerow(["" if v is None else v for v in row])

@@ -67,6 +67,13 @@ class KnownWeights:
     sha256: str | None = None
 
     @property
+    def num_keypoints(self) -> int:
+        """K of the model's keypoint set (a ViTPose+ repo: its COCO head's)."""
+        from posestream.keypoints import get_keypoint_set
+
+        return get_keypoint_set(self.keypoint_set).num_keypoints
+
+    @property
     def verify(self) -> str:
         """'sha256' (size and hash pinned here) or 'hub-lfs' (checked against the Hub's LFS metadata)."""
         return "sha256" if self.sha256 is not None else "hub-lfs"

@@ -52,6 +52,8 @@ def open_pose_backend(
     calibration: CalibrationFactory | None = None,
     keypoint_set: KeypointSet | None = None,
     expert: str | None = None,
+    compile: bool | None = None,
+    cuda_graphs: bool | None = None,
 ) -> PoseBackend:
     """The backend for a model file, a spec, a module, or a variant with weights.
 
@@ -76,26 +78,28 @@ def open_pose_backend(
         metadata, else its output count). A model of another set is a ModelFileError naming both.
 
     The backend's ``precision`` and ``precision_reason`` say what it runs at and why.
+    compile, cuda_graphs: the PyTorch fast path (None = on for CUDA devices; ``TorchPoseBackend``).
     """
     if keypoint_set is not None and info is not None and info.keypoint_set != keypoint_set:
         raise InputError(
             f"open_pose_backend: info says {info.keypoint_set.describe()}, keypoint_set {keypoint_set.describe()}"
         )
+    fast = {"compile": compile, "cuda_graphs": cuda_graphs}
     if model is None:
         if not (variant or weights):
             raise InputError("pose model: give an ONNX file, 'torch:<variant>', or a variant and/or weights")
         module, info = _build_vitpose(variant, weights, decoder, info, keypoint_set=keypoint_set, expert=expert)
-        return _expect(_torch_backend(module, device, precision, info), keypoint_set)
+        return _expect(_torch_backend(module, device, precision, info, **fast), keypoint_set)
     if is_torch_module(model):
         if keypoint_set is not None:
             info = (info or ModelInfo()).with_(keypoint_set=keypoint_set)
-        return _expect(_torch_backend(model, device, precision, info), keypoint_set)
+        return _expect(_torch_backend(model, device, precision, info, **fast), keypoint_set)
 
     spec = str(model)
     if spec.startswith(TORCH_SPEC_PREFIX):
         name = spec[len(TORCH_SPEC_PREFIX) :].strip().lower().removeprefix("vitpose-")  # vitpose-b -> b
         module, info = _build_vitpose(name, None, decoder, info, spec=spec, keypoint_set=keypoint_set)
-        return _expect(_torch_backend(module, device, precision, info), keypoint_set)
+        return _expect(_torch_backend(module, device, precision, info, **fast), keypoint_set)
 
     spec, keypoint_set = _known_onnx(spec, keypoint_set)
     path = Path(spec)
@@ -116,9 +120,13 @@ def open_pose_backend(
     if suffix in (".engine", ".plan"):
         if importlib.util.find_spec("tensorrt") is None:
             raise ModelFileError(f"{path}: TensorRT engines need the 'tensorrt' package (not installed)")
+        from posestream.runtime.engine_cache import detect_engine_key, engine_stale_reason
+
+        stale = engine_stale_reason(path, detect_engine_key())
         raise ModelFileError(
             f"{path}: serialized TensorRT engines are not run directly; pass the .onnx file with "
-            "providers=('tensorrt',) (ONNX Runtime builds and caches the engine)"
+            "providers=('tensorrt',) (ONNX Runtime builds and caches the engine per GPU and TensorRT version)"
+            + (f"; note: {stale}" if stale else "")
         )
     raise ModelFileError(
         f"{path}: unsupported model file; expected .onnx "
@@ -200,10 +208,10 @@ def _expect(backend: PoseBackend, keypoint_set: KeypointSet | None) -> PoseBacke
     return backend
 
 
-def _torch_backend(module, device: str, precision: str, info: ModelInfo | None) -> PoseBackend:
+def _torch_backend(module, device: str, precision: str, info: ModelInfo | None, **fast) -> PoseBackend:
     from posestream.runtime.torch import TorchPoseBackend
 
     chosen, reason = resolve_precision(precision, "torch", on_gpu=not str(device).startswith("cpu"))
-    backend = TorchPoseBackend(module, device=device, dtype=chosen, info=info)
+    backend = TorchPoseBackend(module, device=device, dtype=chosen, info=info, **fast)
     backend.precision, backend.precision_reason = chosen, reason
     return backend

@@ -160,7 +160,7 @@ def test_official_layout_every_expert_with_its_head_equals_model_split(official)
 
 
 def test_folded_expert_exports_to_plain_onnx_equal_to_the_moe_model(official, tmp_path: Path):
-    from posestream.runtime.onnx import OrtPoseBackend
+    from posestream.runtime.factory import open_pose_backend
 
     path, _ = official
     moe = load_vitpose(str(path), expert="wholebody")
@@ -168,7 +168,7 @@ def test_folded_expert_exports_to_plain_onnx_equal_to_the_moe_model(official, tm
     assert plain.num_experts == 1 and not any("expert" in k for k in plain.state_dict())
     out = tmp_path / "wholebody.onnx"
     export_onnx(plain, out, random_weights=True, keypoint_set=moe.keypoint_set)
-    backend = OrtPoseBackend(out)
+    backend = open_pose_backend(str(out), engine="onnxruntime")
     assert backend.keypoint_set == get_keypoint_set("wholebody")  # the set travels in the metadata
     x = np.random.default_rng(7).standard_normal((2, 3, 256, 192)).astype(np.float32)
     got = backend(x)
