@@ -120,7 +120,8 @@ def build_pose_backend(config: Config, threads: int | None = None):
     model, precision = _named(pose.model), pose.precision
     if not (model or pose.variant or pose.weights):
         return None
-    from posestream.models.catalog import is_model_name, pose_model_file
+    from posestream.export.on_demand import pose_model_file
+    from posestream.models.catalog import is_model_name
     from posestream.runtime.factory import open_pose_backend
 
     try:

@@ -32,7 +32,7 @@ SUBCOMMANDS = {
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
     "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
-    "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
+    "models": ("posestream.export.models_cli", "known pose models and detectors, what is cached; `models pull NAME`"),
 }
 
 

@@ -4,7 +4,8 @@
   133 named keypoints, CSV rows as long as the header, the whole-body skeleton drawn;
 - tiny AP-10K / MPII / AIC models (random weights, exported with their set in the metadata) render
   their own skeletons and are evaluated with their own OKS sigmas on a COCO-format file made here;
-- a whole-body checkpoint run as COCO fails with exit 2 naming both sets.
+- a whole-body checkpoint run as COCO fails with exit 2 naming both sets;
+- ``posestream models`` lists every known name.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from posestream.keypoints import KeypointSet, get_keypoint_set
 from posestream.models.vitpose import ViTPose, build_vitpose
 from posestream.stages.base import StageBase
 from posestream.types import Poses
-from posestream.visual.draw import draw_hud, draw_poses
+from posestream.visual.draw import add_strip, draw_poses, strip_height
 
 
 class Capture(StageBase):
@@ -59,8 +60,8 @@ def test_wholebody_model_runs_end_to_end_on_the_crowd_clip(shared, tmp_path: Pat
     people = [p for line in lines for p in line["people"]]
     assert len(people) >= 10 and all(len(p["keypoints"]) == 133 for p in people)
     rows = list(csv.reader(out["csv"].open()))
-    assert len(rows) == 1 + len(people) and {len(r) for r in rows} == {7 + 3 * 133 + 1}
-    assert rows[0][7 + 3 * 91] == "left_hand_root_x"
+    assert len(rows) == 1 + len(people) and {len(r) for r in rows} == {8 + 3 * 133 + 1}
+    assert rows[0][8 + 3 * 91] == "left_hand_root_x"
     # the video: 5 frames, and the skeleton drawn on the people is the whole-body one (feet and
     # hands included): frame 0 re-drawn from the JSON with that skeleton matches the decoded video
     with av.open(str(out["mp4"])) as container:
@@ -75,9 +76,10 @@ def test_wholebody_model_runs_end_to_end_on_the_crowd_clip(shared, tmp_path: Pat
     no_extremities = KeypointSet("wb-body-only", wholebody.keypoints, wholebody.skeleton[:19])
     full = draw_poses(source.copy(), poses, keypoint_threshold=0, keypoint_set=wholebody)
     body = draw_poses(source.copy(), poses, keypoint_threshold=0, keypoint_set=no_extremities)
-    below_hud = slice(100, None)  # the HUD's numbers (fps, latency) cannot be re-drawn
-    err_full = np.abs(frames[0][below_hud].astype(int) - full[below_hud]).mean()
-    err_body = np.abs(frames[0][below_hud].astype(int) - body[below_hud]).mean()
+    strip = strip_height(source.shape[1::-1], 1)  # the random-weights banner, above the picture
+    assert frames[0].shape[0] == source.shape[0] + strip
+    err_full = np.abs(frames[0][strip:].astype(int) - full).mean()
+    err_body = np.abs(frames[0][strip:].astype(int) - body).mean()
     assert err_full < 0.5 * err_body, (err_full, err_body)
 
 
@@ -115,13 +117,13 @@ def test_other_sets_render_their_skeleton_and_evaluate_with_their_sigmas(
 
     def redraw(skeleton_of):  # what the render stage draws: poses, then the random-weights banner
         drawn = draw_poses(frame.copy(), poses, keypoint_threshold=0, keypoint_set=skeleton_of)
-        return draw_hud(drawn, [RANDOM_BANNER])
+        return add_strip(drawn, [RANDOM_BANNER])
 
     assert np.array_equal(annotated, redraw(kset))
     if kset.num_keypoints == 17:  # same K as COCO: the COCO skeleton would have looked different
         assert not np.array_equal(annotated, redraw(get_keypoint_set("coco")))
     header = next(csv.reader((tmp_path / "k.csv").open()))
-    assert header[7] == f"{kset.keypoints[0]}_x" and len(header) == 7 + 3 * kset.num_keypoints + 1
+    assert header[8] == f"{kset.keypoints[0]}_x" and len(header) == 8 + 3 * kset.num_keypoints + 1
 
     # eval: a COCO-format file whose category spells the names its own way and gives no sigmas
     annotations = _coco_file(shared, kset, tmp_path)
@@ -174,14 +176,17 @@ def test_wholebody_weights_run_as_coco_exit_2_naming_both_sets(make_video, tmp_p
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and not out_json.exists()
 
 
-def test_help_lists_every_known_name(capsys):
+def test_models_lists_every_known_name(capsys, tmp_path: Path, monkeypatch):
+    from posestream.models.catalog import KNOWN_DETECTORS
     from posestream.models.known_weights import known_weight_names
 
+    monkeypatch.setenv("POSESTREAM_CACHE", str(tmp_path))
+    assert cli.main(["models"]) == 0
+    listed = {line.split()[0].rstrip("*") for line in capsys.readouterr().out.splitlines()[2:-1]
+              if line and not line[0].isspace()}  # fmt: skip
+    assert listed == set(known_weight_names()) | set(KNOWN_DETECTORS)
+    assert len(known_weight_names()) == 7 * 4 * 2 + 7  # sets x sizes x (.pth, .onnx) + Hub repos
     with pytest.raises(SystemExit):
         cli.main(["export", "--help"])
-    export_help = " ".join(capsys.readouterr().out.split())
-    with pytest.raises(SystemExit):
-        cli.main(["run", "--help"])
-    run_help = " ".join(capsys.readouterr().out.split())
-    for name in known_weight_names():
-        assert name in (run_help if name.endswith(".onnx") else export_help).replace("- ", "-"), name
+    export_help = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    assert all(n in export_help for n in known_weight_names() if not n.endswith(".onnx")), "export --help"

@@ -13,7 +13,9 @@ Two kinds of names:
   it, else the pinned revision's first 12 characters); later runs open that file and never read the
   checkpoint again. ``.onnx`` names are fetched as they are (``--pose-model vitpose-l-wholebody.onnx``),
   Hub repo ids are read with ``--weights``. (Compiled engine blobs, e.g. OpenVINO's, are the
-  runtime's cache, not this one.)
+  runtime's cache, not this one.) The export step itself (``pose_model_file``, ``pull``) lives in
+  ``posestream.export.on_demand``: this module only names things and finds them, so ``models``
+  never imports ``export`` (which imports ``runtime``, which imports ``models``).
 * **detectors**: ``KNOWN_DETECTORS`` below, the official ONNX files of the YOLOX releases, fetched
   over HTTPS into ``detectors/<file>``, size and sha256 checked before the file is ever opened.
 
@@ -52,11 +54,13 @@ __all__ = [
     "is_known_pose_model",
     "is_known_detector",
     "known_detector",
-    "pose_model_file",
     "detector_file",
     "model_rows",
-    "pull",
     "cache_dir",
+    "exported_path",
+    "pose_entry",
+    "export_key",
+    "cache_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,7 +124,7 @@ KNOWN_DETECTORS: dict[str, KnownDetector] = {
 # --------------------------------------------------------------------------- names
 # The known-weights table is pure data (no torch): resolving and exporting import torch lazily, so a
 # run with a detector and ONNX files never loads torch through this module.
-def _pose_entry(name: str) -> KnownWeights | None:
+def pose_entry(name: str) -> KnownWeights | None:
     """The checkpoint entry a pose-model name refers to (PyTorch weights: what gets exported)."""
     entry = known_weights(name)
     return entry if entry is not None and entry.kind == "torch" else None
@@ -135,7 +139,7 @@ def is_model_name(value: str | None) -> bool:
 
 
 def is_known_pose_model(name: str | None) -> bool:
-    return bool(name) and _pose_entry(str(name)) is not None
+    return bool(name) and pose_entry(str(name)) is not None
 
 
 def known_detector(name: str) -> KnownDetector | None:
@@ -151,12 +155,12 @@ def _pose_names() -> list[str]:
     return [k.name.removesuffix(".pth") for k in KNOWN_WEIGHTS.values() if k.kind == "torch"]
 
 
-def _export_key(entry: KnownWeights) -> str:
+def export_key(entry: KnownWeights) -> str:
     """What names an export of ``entry``'s weights: their pinned sha256, else the pinned revision."""
     return (entry.sha256 or entry.revision)[:12]
 
 
-def _cache(folder: Path | None) -> Path:
+def cache_folder(folder: Path | None) -> Path:
     """``folder``, else the cache folder (``$POSESTREAM_CACHE``, else ``~/.cache/posestream``)."""
     return Path(folder).expanduser() if folder is not None else cache_dir()
 
@@ -164,7 +168,7 @@ def _cache(folder: Path | None) -> Path:
 # --------------------------------------------------------------------------- pose models
 def exported_path(name: str, precision: str = "fp32", cache_dir: Path | None = None) -> Path:
     """Where the exported ONNX of pose model ``name`` at ``precision`` lives in the cache."""
-    entry = _pose_entry(name)
+    entry = pose_entry(name)
     if entry is None:
         raise ModelFileError(
             f"pose model '{name}': no such file, and not a known name (known: {', '.join(_pose_names())}; "
@@ -173,36 +177,7 @@ def exported_path(name: str, precision: str = "fp32", cache_dir: Path | None = N
     if precision not in EXPORT_PRECISIONS:
         raise ModelFileError(f"precision '{precision}': expected one of {', '.join(EXPORT_PRECISIONS)}")
     stem = entry.name.removesuffix(".pth")
-    return _cache(cache_dir) / "exported" / f"{stem}-{_export_key(entry)}-{EXPORT_PRECISIONS[precision]}.onnx"
-
-
-def pose_model_file(name: str, precision: str = "fp32", cache_dir: Path | None = None) -> Path:
-    """The ONNX file of known pose model ``name`` for ``precision``: from the cache, else exported now.
-
-    The export loads the checkpoint through ``posestream.models.loading.load_vitpose`` (downloaded
-    once and verified by ``resolve_weights``; the table gives its keypoint set), writes a verified
-    ONNX file atomically, and is never repeated for the same weights and precision. Raises
-    ModelFileError (download hint) or ExportError.
-    """
-    target = exported_path(name, precision, cache_dir)
-    if target.is_file():
-        log.info("pose model %s (%s): reusing %s", name, precision, target)
-        return target
-    _export(_pose_entry(name), _cache(cache_dir), target, EXPORT_PRECISIONS[precision])
-    return target
-
-
-def _export(entry: KnownWeights, cache: Path, target: Path, precision: str) -> None:
-    # torch is needed for the export only; a run that finds the exported file never imports it here.
-    from posestream.export.onnx import export_onnx
-    from posestream.models.loading import load_vitpose
-
-    loaded = load_vitpose(entry.name, variant=entry.variant, cache_dir=cache)
-    log.warning("pose model %s: exporting %s to ONNX (%s, keypoint set %s), once; later runs reuse %s",
-                entry.name.removesuffix(".pth"), Path(loaded.weights).name, precision, loaded.keypoint_set.name,
-                target)  # fmt: skip
-    export_onnx(loaded.model, target, fp16=precision == "fp16", int8=precision == "int8", random_weights=False,
-                keypoint_set=loaded.keypoint_set)  # fmt: skip
+    return cache_folder(cache_dir) / "exported" / f"{stem}-{export_key(entry)}-{EXPORT_PRECISIONS[precision]}.onnx"
 
 
 # --------------------------------------------------------------------------- detectors
@@ -214,7 +189,7 @@ def detector_file(name: str, cache_dir: Path | None = None) -> Path:
             f"detector '{name}': no such file, and not a known name "
             f"(known: {', '.join(KNOWN_DETECTORS)}; or 'none' for one box = the whole frame)"
         )
-    target = _cache(cache_dir) / "detectors" / known.filename
+    target = cache_folder(cache_dir) / "detectors" / known.filename
     if target.is_file():
         _verify(target, known)
         return target
@@ -337,13 +312,13 @@ def model_rows(cache_dir: Path | None = None) -> list[ModelRow]:
     """Every known model with what the cache holds for it (sizes from the file system)."""
     from posestream.models.weights import cache_path
 
-    cache = _cache(cache_dir)
+    cache = cache_folder(cache_dir)
     rows = []
     for entry in KNOWN_WEIGHTS.values():
         name = entry.name.removesuffix(".pth")
         files = [cache_path(entry, cache)]
         if entry.kind == "torch":
-            files += sorted((cache / "exported").glob(f"{name}-{_export_key(entry)}-*.onnx"))
+            files += sorted((cache / "exported").glob(f"{name}-{export_key(entry)}-*.onnx"))
         cached = [(p, _size(p)) for p in files if p.exists()]
         rows.append(ModelRow(name, _KIND[entry.kind], _pose_title(entry), entry.size_bytes, cached,
                              name == DEFAULT_POSE_MODEL))  # fmt: skip
@@ -360,19 +335,3 @@ def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
-
-
-def pull(name: str, precision: str = "fp32", cache_dir: Path | None = None) -> Path:
-    """Fetch (and for pose checkpoints export) ``name`` now, for offline use later. Returns the file
-    (a folder for a Hub repo)."""
-    if is_known_detector(name):
-        return detector_file(name, cache_dir)
-    if is_known_pose_model(name):
-        return pose_model_file(name, precision, cache_dir)
-    entry = known_weights(name)
-    if entry is not None:  # an .onnx release or a transformers repo: fetched as it is
-        from posestream.models.weights import resolve_known
-
-        return resolve_known(entry, _cache(cache_dir))
-    raise ModelFileError(f"'{name}' is no known model (`posestream models` lists them: "
-                         f"vitpose-<s|b|l|h>-<set>[.onnx], Hub repos, {', '.join(KNOWN_DETECTORS)})")  # fmt: skip

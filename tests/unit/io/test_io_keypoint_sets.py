@@ -30,10 +30,10 @@ def test_csv_rows_and_header_have_equal_length_for_any_k(tmp_path, name):
     writer.close()
     rows = list(csv.reader((tmp_path / "k.csv").open()))
     assert len(rows) == 1 + 3
-    assert {len(r) for r in rows} == {7 + 3 * kset.num_keypoints + 1}
-    assert rows[0][7:10] == [f"{kset.keypoints[0]}_x", f"{kset.keypoints[0]}_y", f"{kset.keypoints[0]}_score"]
+    assert {len(r) for r in rows} == {8 + 3 * kset.num_keypoints + 1}
+    assert rows[0][8:11] == [f"{kset.keypoints[0]}_x", f"{kset.keypoints[0]}_y", f"{kset.keypoints[0]}_score"]
     assert rows[0][-2] == f"{kset.keypoints[-1]}_score" and rows[0][-1] == "random_weights"
-    assert rows[1][7 + 3 * 3] == ""  # the NaN keypoint
+    assert rows[1][8 + 3 * 3] == ""  # the NaN keypoint
 
 
 def test_jsonl_names_the_set_and_lists_names_once(tmp_path):
@@ -60,4 +60,4 @@ def test_poses_of_another_set_are_refused(tmp_path):
     boxes_only.write(0, 0.0, Poses.from_tracks(tracks))
     boxes_only.close()
     rows = list(csv.reader((tmp_path / "b.csv").open()))
-    assert rows[0] == ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"] and len(rows[1]) == 7
+    assert rows[0] == ["frame", "pts", "track_id", "x1", "y1", "x2", "y2", "box_score"] and len(rows[1]) == 8

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posestream.models.catalog import cache_dir, model_rows, pull
+    from posestream.export.on_demand import pull
+    from posestream.models.catalog import cache_dir, model_rows
     from posestream.progress import format_size
 
     if getattr(args, "models_action", None) == "pull":
