@@ -185,7 +185,7 @@ def resolve_weights(
         sets = sorted({k.keypoint_set for k in KNOWN_WEIGHTS.values()})
         raise ModelFileError(
             f"--weights {text}: no such file, and not a known name (vitpose-<s|b|l|h>-<set>[.onnx] for "
-            f"set in {', '.join(sets)}; {len(known_weight_names())} in all, `posestream export --help` lists "
+            f"set in {', '.join(sets)}; {len(known_weight_names())} in all, `posestream models` lists "
             "them; or a "
             "Hub id owner/name; or 'none' for random)"
         )
