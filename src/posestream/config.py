@@ -107,7 +107,7 @@ class TrackerConfig:
 
 @dataclass(frozen=True, slots=True)
 class PoseConfig:
-    model: str | None = None  # an exported ONNX file or known ONNX name (onnxruntime); or variant + weights
+    model: str | None = None  # an ONNX file, a known name (`posestream models`) or none; or variant + weights
     variant: str | None = None  # s | b | l | h (with `weights`, runs through PyTorch)
     weights: str | None = None  # path, known name (vitpose-b-coco), Hub id / transformers folder, 'none'
     decoder: Literal["classic", "simple"] = "classic"  # for random weights (files say their own)
