@@ -25,8 +25,8 @@ from posestream.errors import ConfigError
 
 __all__ = [
     "Config", "SourceConfig", "PipelineConfig", "DetectorConfig", "TrackerConfig", "PoseConfig",
-    "SmoothConfig", "RenderConfig", "OutputConfig", "load_config", "preset_names", "apply_overrides",
-    "is_config_path",
+    "SmoothConfig", "RenderConfig", "ExerciseConfig", "OutputConfig", "load_config", "preset_names",
+    "apply_overrides", "is_config_path",
 ]  # fmt: skip
 
 
@@ -141,6 +141,9 @@ class PoseConfig:
     cross_frame_crops: int = 64  # a batch runs once it holds this many people (a CUDA-graph bucket)...
     cross_frame_frames: int = 32  # ...or this many frames...
     cross_frame_wait_s: float = 0.5  # ...or when its oldest frame has waited this long (checked per frame)
+    # Replay: poses from an earlier run's keypoints JSON Lines (matched by frame index, checked by
+    # pts) instead of detector + tracker + model; smoothing, rendering and analyses run again.
+    keypoints_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,15 @@ class RenderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ExerciseConfig:
+    """Rep counting and form cues (posestream.exercises) for every tracked person."""
+
+    name: str | None = None  # built-in (squat, push_up, lunge, biceps_curl) or a YAML file; None = off
+    score_threshold: float = 0.3  # keypoints below this never move a phase nor fire a cue
+    forget_after_s: float = 5.0  # a track unseen this long loses its count
+
+
+@dataclass(frozen=True, slots=True)
 class OutputConfig:
     video: str | None = None  # .mp4 (H.264); an image suffix (.png, .jpg) for a single still
     image_dir: str | None = None  # image sources: annotated pictures under their own names
@@ -175,6 +187,7 @@ class OutputConfig:
     show: bool = False  # a desktop window (needs an OpenCV build with a GUI)
     json: str | None = None
     csv: str | None = None
+    reps: str | None = None  # rep events as JSON Lines (one line per completed rep), with exercise.name
     crf: int = 20  # H.264 quality: lower = better and bigger
     preset: str = "veryfast"
 
@@ -188,6 +201,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    exercise: ExerciseConfig = field(default_factory=ExerciseConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

@@ -29,7 +29,8 @@ none. Conventions (all angles in degrees, image coordinates: x to the right, y *
 Time series. A signed angle such as ``trunk_lean`` jumps by 360 when it crosses +-180 (a gymnast's
 rotation); :func:`unwrap_deg` removes those jumps, NaN-aware, so derivatives and filters see a
 continuous series, and :func:`wrap_deg` brings the result back into (-180, 180] for reporting.
-:func:`angular_velocity` differentiates against the real ``pts`` (dropped frames, variable frame rate). :func:`smooth_zero_phase` is an
+:func:`angular_velocity` differentiates against the real ``pts`` (dropped frames, variable frame
+rate). :func:`smooth_zero_phase` is an
 *offline* forward-backward Butterworth filter (``scipy.signal.filtfilt``): zero phase means no lag,
 but each output sample depends on future samples, so a causal live filter (``posestream.filters``)
 cannot do this; use it on recorded footage only.
@@ -46,8 +47,9 @@ from scipy.signal import butter, filtfilt
 from posestream.keypoints import DEFAULT_KEYPOINT_SET, JointAngle, KeypointSet, SegmentAngle
 
 __all__ = [
-    "angle_names", "joint_angle_names", "signed_angle_names", "interior_angle", "segment_angle",
-    "joint_angles", "unwrap_deg", "wrap_deg", "angular_velocity", "smooth_zero_phase", "finite_runs",
+    "angle_names", "joint_angle_names", "signed_angle_names", "JOINT_ANGLES", "ANGLE_NAMES", "SIGNED_ANGLES",
+    "interior_angle", "segment_angle", "joint_angles", "unwrap_deg", "wrap_deg", "angular_velocity",
+    "time_derivative", "smooth_zero_phase", "finite_runs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,13 @@ def joint_angle_names(keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET) -> tuple
 def signed_angle_names(keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET) -> tuple[str, ...]:
     """The signed segment angles of the set, (-180, 180] (unwrap before differentiating)."""
     return tuple(a.name for a in keypoint_set.angles if isinstance(a, SegmentAngle))
+
+
+# The default (COCO) set's angles, for the features defined on COCO keypoints only (exercises,
+# biomechanics); everything that follows the model's set calls the functions above.
+JOINT_ANGLES: tuple[str, ...] = joint_angle_names()
+SIGNED_ANGLES: tuple[str, ...] = signed_angle_names()
+ANGLE_NAMES: tuple[str, ...] = angle_names()
 
 
 def interior_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -183,11 +192,20 @@ def _check_series(name: str, values: np.ndarray, pts: np.ndarray) -> tuple[np.nd
 def angular_velocity(angles: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """d(angle)/dt in degrees per second, from (T,) angles at (T,) times ``pts`` (seconds).
 
-    ``np.gradient`` with the real times (second-order central differences on uneven spacing,
-    one-sided at the ends) on each run of finite angles separately; a run of one sample gives NaN.
     Pass unwrapped angles (:func:`unwrap_deg`) for signed ones, or a wrap shows as a huge speed.
+    See :func:`time_derivative` for the method.
     """
-    a, p = _check_series("angular_velocity", angles, pts)
+    return time_derivative(angles, pts, name="angular_velocity")
+
+
+def time_derivative(values: np.ndarray, pts: np.ndarray, *, name: str = "time_derivative") -> np.ndarray:
+    """d(values)/dt per second, from a (T,) series (any unit: degrees, metres, pixels) at (T,) ``pts``.
+
+    ``np.gradient`` with the real times (second-order central differences on uneven spacing,
+    one-sided at the ends) on each run of finite values separately; a run of one sample gives NaN.
+    Apply twice for an acceleration.
+    """
+    a, p = _check_series(name, values, pts)
     out = np.full_like(a, np.nan)
     for start, stop in finite_runs(a):
         if stop - start >= 2:

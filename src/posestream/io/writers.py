@@ -8,10 +8,12 @@ the file atomically. Codec H.264 (libx264, bundled in PyAV's FFmpeg), pixel form
 browsers decode), frame times copied from the source's pts.
 
 Keypoints: one JSON object per line and per frame, written with a single ``write`` and flushed, so
-a killed run leaves whole lines only (a reader may drop a final partial line at worst). Both
-keypoint writers take the model's ``KeypointSet``: the CSV header names its keypoints (rows and
-header have the same length for any K), every JSON line names the set and the first line also
-lists the keypoint names in order.
+a killed run leaves whole lines only (a reader may drop a final partial line at worst). ``pts`` is
+written in full (the shortest decimal that reads back as the same float), so downstream outputs
+keep exact frame times even at 240 fps, where 1/240 s has no short decimal form. Both keypoint
+writers take the model's ``KeypointSet``: the CSV header names its keypoints (rows and header have
+the same length for any K), every JSON line names the set and the first line also lists the
+keypoint names in order.
 
 Images (annotated photos): each written to a temporary name beside its target and renamed into
 place, so a killed run never leaves half a picture under a real name.
@@ -35,7 +37,8 @@ from posestream.errors import InputError
 from posestream.keypoints import KeypointSet
 from posestream.types import Poses
 
-__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records", "write_image"]
+__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "JsonLinesWriter", "poses_to_records",
+           "write_image"]
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +234,7 @@ class KeypointJsonlWriter:
     def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
         """name: the picture's file (image sources), written as ``"file"``."""
         _check_k("KeypointJsonlWriter", self.keypoint_set, poses)
-        line = {"frame": frame_index, "pts": round(pts, 6)}
+        line = {"frame": frame_index, "pts": float(pts)}
         if name is not None:
             line["file"] = name
         line |= {"people": poses_to_records(poses), **self.extra}
@@ -239,6 +242,22 @@ class KeypointJsonlWriter:
             line["keypoint_names"] = list(self.keypoint_set.keypoints)
         self._first = False
         self._file.write(json.dumps(line, separators=(",", ":")) + "\n")  # one write: whole lines only
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class JsonLinesWriter:
+    """One JSON object per ``write``, as one line written at once and flushed (whole lines only)."""
+
+    def __init__(self, path: str | Path, what: str = "JSON") -> None:
+        self.path = _prepare_path(path, what)
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, obj: dict) -> None:
+        self._file.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -276,7 +295,7 @@ class KeypointCsvWriter:
     def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
         _check_k("KeypointCsvWriter", self.keypoint_set, poses)
         for person in poses_to_records(poses):
-            head = [frame_index, round(pts, 6)] + ([name] if self.with_file else [])
+            head = [frame_index, float(pts)] + ([name] if self.with_file else [])
             row = head + [person["track_id"], *person["box_xyxy"], person["box_score"]]
             fixed = len(row)
             for kp in person["keypoints"]:
