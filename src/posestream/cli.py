@@ -198,7 +198,8 @@ def config_from_args(args: argparse.Namespace, **settings):
     config = make_config(args.config, args.overrides, detector=args.detector, pose=args.pose_model,
                          variant=args.variant, weights=args.weights, precision=args.precision,
                          calibration=args.calibration, smooth=args.smooth, max_frames=args.max_frames,
-                         conf=args.conf, device=args.device, keypoints=args.keypoints, expert=args.expert,
+                         conf=args.conf, device=args.device, keypoints=getattr(args, "keypoints", None),
+                         expert=getattr(args, "expert", None),
                          **settings)  # fmt: skip
     if (args.variant or args.weights) and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")

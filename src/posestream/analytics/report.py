@@ -27,6 +27,7 @@ second) for each angle. NaN (keypoint below threshold) is written as an empty ce
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
