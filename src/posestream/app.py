@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from posestream.config import Config
-from posestream.io.video import SourceInfo, open_source
+from posestream.io.outputs import OutputClaim, check_outputs, claim_outputs
+from posestream.io.video import SourceInfo, open_source, source_files
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
@@ -38,6 +39,17 @@ class Pipeline:
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
     # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
     resources: dict[str, str] = field(default_factory=dict)
+    sinks: list = field(default_factory=list)  # stages that write files; each can describe() them
+    outputs: OutputClaim | None = None  # the claimed output files; release() when not run
+
+    def describe_outputs(self) -> list[str]:
+        """One line per output file: what it holds and whether it was finalised."""
+        return [line for sink in self.sinks for line in sink.describe()]
+
+    def release(self) -> None:
+        """Give back the outputs a pipeline holds (a no-op once its sinks have closed them)."""
+        if self.outputs is not None:
+            self.outputs.release()
 
 
 @dataclass(frozen=True)
@@ -93,15 +105,26 @@ def build_pipeline(
     extra_stages: list | None = None,
     models: Models | None = None,
 ) -> Pipeline:
-    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
+    """Check and claim the outputs, open the source, build every stage, wire the graph.
+
+    Raises InputError subclasses. The preflight (``io.outputs``) comes first: a refused run has
+    loaded no model and touched no file. Outputs are claimed (locked, nothing truncated) here and
+    replaced only when the graph starts (the sinks open their writers in ``open()``).
 
     ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
     """
     src_cfg = config.source
+    out = config.output
+    paths = check_outputs({"video": out.video, "JSON": out.json, "CSV": out.csv}, source_files(source_spec))
+    claim = claim_outputs(paths)
     budget = thread_budget(config)  # planned before opening: the decoder gets its share
-    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
-                         threads=budget["decode"])  # fmt: skip
+    try:
+        reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
+                             threads=budget["decode"])  # fmt: skip
+    except BaseException:
+        claim.release()
+        raise
     try:
         info = reader.info
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
@@ -151,17 +174,20 @@ def build_pipeline(
                 from posestream.stages.smooth import SmoothStage
 
                 stages.append(SmoothStage(_build_smoother(config)))
-        out = config.output
         if config.render.enabled and (out.video or extra_stages):
             r = config.render
             banner = RANDOM_BANNER if random_weights else None
             stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
                                       hud=r.hud, banner=banner))  # fmt: skip
+        sinks: list = []
         if out.video:
-            stages.append(VideoSink(out.video, info.size_wh, fps=info.fps, time_base=info.time_base,
-                                    crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
+            audio_from = info.uri if info.kind == "file" and not live else None
+            sinks.append(VideoSink(claim.take("video"), info.size_wh, fps=info.fps, time_base=info.time_base,
+                                   crf=out.crf, preset=out.preset, threads=budget["encode"],
+                                   audio_from=audio_from))  # fmt: skip
         if out.json or out.csv:
-            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights))
+            sinks.append(KeypointSink(claim.take("JSON"), claim.take("CSV"), random_weights=random_weights))
+        stages += sinks
         stages += extra_stages or []
         if not stages:  # nothing configured: still decode, so `run` measures the source
             stages.append(RenderStage(hud=False))
@@ -175,9 +201,11 @@ def build_pipeline(
         resources = _describe_resources(backend, detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
-        return Pipeline(graph, info, live, model_name, random_weights, extras, resources)
+        return Pipeline(graph, info, live, model_name, random_weights, extras, resources, sinks=sinks,
+                        outputs=claim)  # fmt: skip
     except BaseException:
         reader.close()
+        claim.release()
         raise
 
 

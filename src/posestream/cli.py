@@ -1,8 +1,11 @@
 """Command line: ``posestream run | export | eval | train | bench | info``.
 
-Exit codes: 0 success; 1 a failure inside the graph (the message names the stage and frame);
-2 bad input (missing or unreadable source, unknown config key, bad flag, bad model file), with a
-one-line message and no traceback; 130 stopped by Ctrl-C / SIGTERM (outputs are still finalised).
+Exit codes: 0 success; 1 a failure inside the graph (the message names the stage and frame) or a
+write that failed (disk full, I/O error: the message names the output and path); 2 bad input
+(missing or unreadable source, unknown config key or value out of range, bad flag, bad model file,
+an output that would overwrite the source or is in use by another run), with a one-line message
+and no traceback, before anything is written; 130 stopped by Ctrl-C / SIGTERM (the summary says
+which outputs were finalised).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from posestream import __version__
-from posestream.errors import ExportError, InputError, StageError
+from posestream.errors import ExportError, InputError, OutputError, StageError
 
 __all__ = ["main", "execute", "guarded", "add_pipeline_options", "config_from_args"]
 
@@ -155,6 +158,9 @@ def guarded(fn: Callable[[], int]) -> int:
     except ExportError as exc:
         print(f"posestream: export failed: {exc}", file=sys.stderr)
         return 1
+    except OutputError as exc:
+        print(f"posestream: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("posestream: interrupted", file=sys.stderr)
         return 130
@@ -181,22 +187,24 @@ def _run(args: argparse.Namespace) -> int:
 
         host, port = _parse_hostport(args.serve)
         server = LiveServer(host=host, port=port)
+        # Bound now, before any model loads or output is claimed: a port in use refuses the run
+        # while it has touched nothing.
+        server.start()
         serve_sink = ServeSink(server)
         extra.append(serve_sink)
-    if args.show:
-        from posestream.stages.show import ShowSink
-
-        extra.append(ShowSink(on_quit=lambda: pipeline.graph.request_stop()))
-    pipeline = build_pipeline(args.source, config, extra_stages=extra)
-    if serve_sink is not None:
-        serve_sink.bind(pipeline)
-        server.start()
-        print(f"live view on {server.url}", file=sys.stderr)
-    if pipeline.random_weights:
-        print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
-
-    progress = not args.no_progress and not pipeline.live and (sys.stderr.isatty() or _force_progress())
     try:
+        if args.show:
+            from posestream.stages.show import ShowSink
+
+            extra.append(ShowSink(on_quit=lambda: pipeline.graph.request_stop()))
+        pipeline = build_pipeline(args.source, config, extra_stages=extra)
+        if serve_sink is not None:
+            serve_sink.bind(pipeline)
+            print(f"live view on {server.url}", file=sys.stderr)
+        if pipeline.random_weights:
+            print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
+
+        progress = not args.no_progress and not pipeline.live and (sys.stderr.isatty() or _force_progress())
         code = execute(pipeline, progress=progress)
     finally:
         if server is not None:
@@ -236,17 +244,29 @@ def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None
 
     try:
         result = graph.run(on_tick=tick)
+    except StageError:
+        _print_outputs(pipeline)
+        raise
     finally:
         if bar is not None:
             tick(graph)
             bar.close()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+        pipeline.release()
     _print_summary(result, pipeline)
+    _print_outputs(pipeline)
     if result.interrupted:
-        print("posestream: stopped early; outputs were finalised", file=sys.stderr)
+        print("posestream: stopped early", file=sys.stderr)
         return 130
     return 0
+
+
+def _print_outputs(pipeline) -> None:
+    """Say what each output file holds and whether it was finalised (never claim what was not)."""
+    describe = getattr(pipeline, "describe_outputs", None)
+    for line in describe() if describe is not None else []:
+        print(f"  {line}", file=sys.stderr)
 
 
 def _force_progress() -> bool:
@@ -259,6 +279,8 @@ def _parse_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise InputError(f"--serve '{text}': expected HOST:PORT, e.g. 127.0.0.1:8080")
+    if not 0 <= int(port) <= 65535:
+        raise InputError(f"--serve '{text}': port {int(port)} is out of range 0..65535")
     return host or "127.0.0.1", int(port)
 
 

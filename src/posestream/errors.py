@@ -2,12 +2,14 @@
 
 ``InputError`` and its children are the user's to fix (a path, a flag, a config key, a model
 file): the CLI prints their message on one line and exits with code 2. ``StageError`` is a failure
-inside the running graph: exit code 1, naming the stage and the frame.
+inside the running graph: exit code 1, naming the stage and the frame. ``OutputError`` is a write
+that failed (disk full, I/O error): exit code 1, naming the output and its path.
 """
 
 from __future__ import annotations
 
-__all__ = ["PosestreamError", "InputError", "ConfigError", "ModelFileError", "ExportError", "StageError"]
+__all__ = ["PosestreamError", "InputError", "ConfigError", "ModelFileError", "ExportError", "StageError",
+           "OutputError"]
 
 
 class PosestreamError(Exception):
@@ -24,6 +26,10 @@ class ConfigError(InputError):
 
 class ModelFileError(InputError):
     """A weights / ONNX / detector file is missing, truncated, of the wrong kind or variant."""
+
+
+class OutputError(PosestreamError):
+    """Writing an output failed (disk full, I/O error, a device gone); the message names the path."""
 
 
 class ExportError(PosestreamError):

@@ -36,7 +36,7 @@ import numpy as np
 from posestream.errors import InputError
 from posestream.types import Frame
 
-__all__ = ["SourceInfo", "FrameReader", "open_source", "IMAGE_EXTENSIONS"]
+__all__ = ["SourceInfo", "FrameReader", "open_source", "source_files", "IMAGE_EXTENSIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +182,24 @@ def _decode(container, stream, uri: str, kind: str, live: bool, max_frames: int 
         raise InputError(f"{kind} '{uri}' is truncated: it declares {declared} frames, {index} could be decoded")
 
 
-def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:
+def source_files(spec: str) -> list[str]:
+    """The local files a source reads (a video file; every image of a folder or glob), else []."""
+    spec = str(spec)
+    if spec.isdigit() or spec.startswith(("/dev/video", *LIVE_SCHEMES, "http://", "https://")):
+        return []
+    if Path(spec).is_dir() or any(c in spec for c in "*?["):
+        return [str(p) for p in _image_paths(spec)]
+    return [spec] if Path(spec).exists() else []
+
+
+def _image_paths(spec: str) -> list[Path]:
     if Path(spec).is_dir():
-        paths = sorted(p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    else:
-        paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        return sorted(p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:
+    paths = _image_paths(spec)
     if not paths:
         raise InputError(f"image source '{spec}' matches no image file ({', '.join(IMAGE_EXTENSIONS)})")
     if max_frames is not None:

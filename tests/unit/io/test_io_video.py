@@ -156,7 +156,7 @@ def test_jsonl_and_csv_writers(tmp_path):
 
 
 def test_output_path_that_is_a_directory_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="is a directory"):
+    with pytest.raises(InputError, match="is an existing folder"):
         KeypointJsonlWriter(tmp_path)
     assert os.path.isdir(tmp_path)
 
