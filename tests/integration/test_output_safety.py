@@ -114,6 +114,8 @@ def test_refused_run_keeps_every_earlier_output_byte_for_byte(make_video, tmp_pa
         (["--serve", f"127.0.0.1:{port}"], "address already in use"),
         (["--serve", "127.0.0.1:70000"], "out of range"),
         (["--pose-model", bad_model], "bad.onnx"),
+        (["--set", "detector.detect_every=0"], "detector.detect_every = 0"),
+        (["--set", "pipeline.queue_size=0"], "pipeline.queue_size = 0"),
     ]
     try:
         for extra, message in refusals:
