@@ -43,8 +43,9 @@ class Pipeline:
     outputs: OutputClaim | None = None  # the claimed output files; release() when not run
 
     def describe_outputs(self) -> list[str]:
-        """One line per output file: what it holds and whether it was finalised."""
-        return [line for sink in self.sinks for line in sink.describe()]
+        """Damage found in the source, then one line per output file: what it holds, finalised or not."""
+        parts = [self.graph.source, *self.sinks]
+        return [line for part in parts if hasattr(part, "describe") for line in part.describe()]
 
     def release(self) -> None:
         """Give back the outputs a pipeline holds (a no-op once its sinks have closed them)."""
@@ -121,7 +122,7 @@ def build_pipeline(
     budget = thread_budget(config)  # planned before opening: the decoder gets its share
     try:
         reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
-                             threads=budget["decode"])  # fmt: skip
+                             threads=budget["decode"], strict=src_cfg.strict)  # fmt: skip
     except BaseException:
         claim.release()
         raise

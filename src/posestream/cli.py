@@ -57,6 +57,8 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
+    run.add_argument("--strict", action="store_true",
+                     help="stop at a corrupt packet or a short file (default: skip it and go on, like FFmpeg)")  # fmt: skip
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -172,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
     from posestream.config import apply_overrides
 
     outputs = {"output.video": args.out_video, "output.json": args.out_json, "output.csv": args.out_csv}
-    config = config_from_args(args, {**outputs, "source.realtime": True if args.realtime else None})
+    config = config_from_args(args, {**outputs, "source.realtime": True if args.realtime else None,
+                                     "source.strict": True if args.strict else None})
     if args.show:
         _check_gui()
     angles_from = None

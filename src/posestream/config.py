@@ -91,6 +91,8 @@ class SourceConfig:
     realtime: bool = setting(False, "play a file at its native rate (as if it were a camera); implies live")
     image_fps: float = setting(30.0, "frame rate assumed for image folders (frames/s)", Range(0.0, 1000.0, lo_open=True))
     max_frames: int | None = setting(None, "stop after this many frames (null: the whole source)", COUNT)
+    strict: bool = setting(False, "a corrupt packet or a file shorter than it declares stops the run (exit 2); "
+                           "default: skipped and counted, like FFmpeg")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import sys
 import time
@@ -60,16 +61,38 @@ class SourceInfo:
 class FrameReader:
     """Iterates ``Frame`` objects from one source. Open with ``open_source``; close when done."""
 
-    def __init__(self, info: SourceInfo, frames: Iterator[Frame], closer: callable, stream=None) -> None:
+    def __init__(self, info: SourceInfo, frames: Iterator[Frame], closer: callable, stream=None,
+                 decoder=None) -> None:  # fmt: skip
         self.info = info
         self._frames = frames
         self._closer = closer
         self.stream = stream  # the PyAV video stream (None for image folders)
+        self._decoder = decoder
 
     @property
     def decode_threads(self) -> int:
         """Threads the decoder was given (1 for image folders: read on the caller's thread)."""
         return int(self.stream.codec_context.thread_count) if self.stream is not None else 1
+
+    @property
+    def skipped_packets(self) -> int:
+        """Corrupt packets skipped so far (0 for image folders)."""
+        return len(self._decoder.skipped) if self._decoder is not None else 0
+
+    @property
+    def truncated(self) -> bool:
+        """The file ended before its declared length (every decodable frame was still read)."""
+        return bool(self._decoder is not None and self._decoder.truncated)
+
+    def describe(self) -> list[str]:
+        """Lines for the run's summary about damage in the source (none when it was clean)."""
+        lines = []
+        if self.skipped_packets:
+            lines.append(f"source {self.info.uri}: {self.skipped_packets} corrupt packet(s) skipped, "
+                         f"{self._decoder.index} frames decoded")  # fmt: skip
+        if self.truncated:
+            lines.append(f"source {self.info.uri}: cut short; all {self._decoder.index} decodable frames were read")
+        return lines
 
     def read(self) -> Frame | None:
         """The next frame, or None at end of stream."""
@@ -95,11 +118,14 @@ def open_source(
     camera_options: dict[str, str] | None = None,
     max_frames: int | None = None,
     threads: int = 0,
+    strict: bool = False,
 ) -> FrameReader:
     """Open ``spec`` (see module docstring). Raises ``InputError`` naming the source on failure.
 
     threads: FFmpeg decoder threads (0 = FFmpeg's choice, one per core); 1 decodes on the
     reading thread only.
+    strict: a corrupt packet or a file shorter than it declares is an error (``InputError``, raised
+    by the reader when it gets there) instead of a warning; see ``_Decoder``.
     """
     spec = str(spec)
     if spec.isdigit() or spec.startswith("/dev/video"):
@@ -113,7 +139,7 @@ def open_source(
         return _open_av(spec, "stream", True, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads)
     if spec.startswith(("http://", "https://")):
         live = not spec.lower().split("?")[0].endswith(VIDEO_SUFFIXES)
-        return _open_av(spec, "stream", live, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads)
+        return _open_av(spec, "stream", live, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads, strict)
     path = Path(spec)
     if path.is_dir() or any(c in spec for c in "*?["):
         return _open_images(spec, image_fps, max_frames)
@@ -121,12 +147,13 @@ def open_source(
         raise InputError(f"source '{spec}' does not exist (expected a video file, image folder, camera index or URL)")
     if not os.access(path, os.R_OK):
         raise InputError(f"source '{spec}' is not readable (check its permissions)")
-    return _open_av(spec, "file", False, None, {}, max_frames, threads)
+    return _open_av(spec, "file", False, None, {}, max_frames, threads, strict)
 
 
 def _open_av(
     uri: str, kind: str, live: bool, fmt: str | None, options: dict[str, str], max_frames: int | None,
     threads: int = 0,
+    strict: bool = False,
 ) -> FrameReader:
     try:
         container = av.open(uri, format=fmt, options=options, timeout=10.0 if kind != "file" else None)
@@ -139,7 +166,8 @@ def _open_av(
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
     stream.codec_context.thread_count = int(threads)  # 0 = FFmpeg's choice (one per core)
-    frames = _decode(container, stream, uri, kind, live, max_frames)
+    decoder = _Decoder(container, stream, uri, kind, live, max_frames, strict)
+    frames = iter(decoder)
     try:
         first = next(frames)  # decode one frame now: a corrupt or empty file fails here, before the graph
     except StopIteration:
@@ -154,32 +182,98 @@ def _open_av(
         if max_frames is not None:
             count = min(count, max_frames) if count else max_frames
     info = SourceInfo(uri, kind, live, first.size_wh, fps, count, stream.time_base)
-    return FrameReader(info, _chain(first, frames), container.close, stream)
+    return FrameReader(info, _chain(first, frames), container.close, stream, decoder)
 
 
-def _decode(container, stream, uri: str, kind: str, live: bool, max_frames: int | None) -> Iterator[Frame]:
-    pts0: float | None = None
-    index = 0
-    try:
-        for av_frame in container.decode(stream):
-            if max_frames is not None and index >= max_frames:
-                return
-            image = av_frame.to_ndarray(format="bgr24")
-            t_capture = time.monotonic()
-            if av_frame.time is not None:
-                pts = float(av_frame.time)
-            else:  # no timestamps (raw streams): fall back to the nominal rate
-                pts = index / float(stream.average_rate or 30)
-            if live:  # cameras/streams: clock starts at the first frame
-                pts0 = pts if pts0 is None else pts0
-                pts -= pts0
-            yield Frame(index=index, pts=pts, t_capture=t_capture, image=image)
-            index += 1
-    except av.FFmpegError as exc:
-        raise InputError(f"{kind} '{uri}' is corrupt or truncated at frame {index}: {_reason(exc)}") from None
-    declared = stream.frames  # 0 when the container does not say
-    if not live and declared and index < declared and (max_frames is None or index < max_frames):
-        raise InputError(f"{kind} '{uri}' is truncated: it declares {declared} frames, {index} could be decoded")
+class _Decoder:
+    """Frames of one PyAV video stream, decoded the way FFmpeg's command line does.
+
+    A packet the decoder rejects is skipped and counted (a warning names the frame and time; the
+    decoder conceals what depends on it) and decoding goes on to the end of the file; a file cut
+    short keeps every frame that could be decoded, with a warning. The decoder is flushed at the
+    end, so the frames its threads still hold are not lost. ``strict``: the first damaged packet
+    or a short file is an ``InputError`` instead.
+    """
+
+    MAX_WARNINGS = 3  # then one summary at the end
+
+    def __init__(self, container, stream, uri: str, kind: str, live: bool, max_frames: int | None,
+                 strict: bool = False) -> None:  # fmt: skip
+        self.container, self.stream = container, stream
+        self.uri, self.kind, self.live = uri, kind, live
+        self.max_frames = max_frames
+        self.strict = strict
+        self.index = 0
+        self.skipped: list[float] = []  # media time (s) of each skipped packet
+        self.truncated = False
+        self._pts0: float | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        stream = self.stream
+        try:
+            for packet in self.container.demux(stream):
+                for av_frame in self._decode(packet):
+                    if self.max_frames is not None and self.index >= self.max_frames:
+                        return
+                    yield self._frame(av_frame)
+        except av.FFmpegError as exc:  # the container itself is damaged or cut short
+            if self.live or self.strict:
+                raise InputError(f"{self.kind} '{self.uri}' is corrupt or truncated at frame {self.index}: "
+                                 f"{_reason(exc)}") from None  # fmt: skip
+            self.truncated = True
+            log.warning("%s '%s' is damaged or cut short after frame %d (%s); the frames decoded so far are kept",
+                        self.kind, self.uri, self.index, _reason(exc))  # fmt: skip
+            for av_frame in self._decode(None):  # flush: frames the decoder still holds
+                if self.max_frames is not None and self.index >= self.max_frames:
+                    return
+                yield self._frame(av_frame)
+        self._finish()
+
+    def _decode(self, packet) -> list:
+        try:
+            return self.stream.decode(packet)
+        except EOFError:  # flushed already
+            return []
+        except av.FFmpegError as exc:
+            t = float(packet.pts * packet.time_base) if packet is not None and packet.pts is not None else None
+            where = f"frame {self.index}" + (f" ({t:.3f} s)" if t is not None else "")
+            if self.strict:
+                raise InputError(f"{self.kind} '{self.uri}' has a corrupt packet at {where}: {_reason(exc)} "
+                                 "(--strict)") from None  # fmt: skip
+            self.skipped.append(t if t is not None else math.nan)
+            if len(self.skipped) <= self.MAX_WARNINGS:
+                log.warning("%s '%s': corrupt packet at %s skipped (%s); decoding goes on", self.kind, self.uri,
+                            where, _reason(exc))  # fmt: skip
+            return []
+
+    def _frame(self, av_frame) -> Frame:
+        image = av_frame.to_ndarray(format="bgr24")
+        t_capture = time.monotonic()
+        if av_frame.time is not None:
+            pts = float(av_frame.time)
+        else:  # no timestamps (raw streams): fall back to the nominal rate
+            pts = self.index / float(self.stream.average_rate or 30)
+        if self.live:  # cameras/streams: clock starts at the first frame
+            self._pts0 = pts if self._pts0 is None else self._pts0
+            pts -= self._pts0
+        frame = Frame(index=self.index, pts=pts, t_capture=t_capture, image=image)
+        self.index += 1
+        return frame
+
+    def _finish(self) -> None:
+        if self.skipped:
+            times = [t for t in self.skipped if not math.isnan(t)]
+            span = f" between {min(times):.3f} s and {max(times):.3f} s" if times else ""
+            log.warning("%s '%s': %d corrupt packet(s) skipped%s; %d frames decoded (--strict stops at the first "
+                        "instead)", self.kind, self.uri, len(self.skipped), span, self.index)  # fmt: skip
+        declared = self.stream.frames  # 0 when the container does not say
+        short = declared and self.index < declared and (self.max_frames is None or self.index < self.max_frames)
+        if not self.live and short and not self.skipped and not self.truncated:
+            message = f"{self.kind} '{self.uri}' is truncated: it declares {declared} frames, {self.index} could be decoded"
+            if self.strict:
+                raise InputError(message + " (--strict)")
+            self.truncated = True
+            log.warning("%s; all %d are used", message, self.index)
 
 
 def source_files(spec: str) -> list[str]:
