@@ -8,13 +8,16 @@ spec                         kind       notes
 ``0``, ``/dev/video2``       camera     v4l2 on Linux (avfoundation on macOS); live
 ``rtsp://``, ``rtmp://``,    stream     live
 ``udp://``, ``srt://``
-``http(s)://...``            stream     live unless the path looks like a video file
+``http(s)://...``            stream     a recording (the container states a duration) is
+                                        read like a file, every frame; else live
 a directory or a glob        images     sorted by name; pts = index / image_fps
 any other path               file       any container/codec FFmpeg reads; lossless
 ===========================  =========  =================================================
 
 Frame times come from the container's pts (``frame.time``), so variable frame rate stays correct;
-for cameras and streams they are made relative to the first frame.
+for cameras and streams they are made relative to the first frame. Frames come out upright: the
+display matrix's rotation (phone videos) is applied (``upright``). Damaged files are decoded the
+way FFmpeg does (``_Decoder``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "srt://", "tcp://")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts")
 NETWORK_TIMEOUT_US = "5000000"  # FFmpeg socket timeout: a dead URL fails in 5 s instead of hanging
 
 
@@ -137,9 +139,8 @@ def open_source(
         return _open_av(device, "camera", True, fmt, camera_options or {}, max_frames, threads)
     if spec.startswith(LIVE_SCHEMES):
         return _open_av(spec, "stream", True, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads)
-    if spec.startswith(("http://", "https://")):
-        live = not spec.lower().split("?")[0].endswith(VIDEO_SUFFIXES)
-        return _open_av(spec, "stream", live, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads, strict)
+    if spec.startswith(("http://", "https://")):  # live unless the container states a duration
+        return _open_av(spec, "stream", None, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads, strict)
     path = Path(spec)
     if path.is_dir() or any(c in spec for c in "*?["):
         return _open_images(spec, image_fps, max_frames)
@@ -151,10 +152,11 @@ def open_source(
 
 
 def _open_av(
-    uri: str, kind: str, live: bool, fmt: str | None, options: dict[str, str], max_frames: int | None,
+    uri: str, kind: str, live: bool | None, fmt: str | None, options: dict[str, str], max_frames: int | None,
     threads: int = 0,
     strict: bool = False,
 ) -> FrameReader:
+    """live=None: decide from the container: a stated duration makes it a file (every frame read)."""
     try:
         container = av.open(uri, format=fmt, options=options, timeout=10.0 if kind != "file" else None)
     except (av.FFmpegError, OSError) as exc:
@@ -163,6 +165,8 @@ def _open_av(
     if not container.streams.video:
         container.close()
         raise InputError(f"{kind} '{uri}' has no video stream")
+    if live is None:
+        live = not (container.duration and container.duration > 0)
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame + slice threads in FFmpeg's decoder
     stream.codec_context.thread_count = int(threads)  # 0 = FFmpeg's choice (one per core)
@@ -247,7 +251,7 @@ class _Decoder:
             return []
 
     def _frame(self, av_frame) -> Frame:
-        image = av_frame.to_ndarray(format="bgr24")
+        image = upright(av_frame.to_ndarray(format="bgr24"), av_frame.rotation)
         t_capture = time.monotonic()
         if av_frame.time is not None:
             pts = float(av_frame.time)
@@ -274,6 +278,21 @@ class _Decoder:
                 raise InputError(message + " (--strict)")
             self.truncated = True
             log.warning("%s; all %d are used", message, self.index)
+
+
+_ROTATE_CCW = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """The image as players show it: rotated ``rotation`` degrees counter-clockwise.
+
+    ``rotation`` is PyAV's ``VideoFrame.rotation``, read from the display matrix (phones record
+    portrait video as landscape pixels plus this tag). Keypoints, boxes and the annotated video
+    are then all in upright pixels, and the output needs no tag. Angles are rounded to a quarter
+    turn (the only ones cameras write).
+    """
+    turns = round((rotation or 0) / 90) % 4
+    return image if turns == 0 else cv2.rotate(image, _ROTATE_CCW[turns])
 
 
 def source_files(spec: str) -> list[str]:

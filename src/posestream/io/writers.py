@@ -290,7 +290,9 @@ class VideoWriter:
 
     def describe(self) -> str:
         """One line for the run's summary: what the file holds and whether it is finalised."""
-        extra = f", {self.letterboxed} letterboxed" if self.letterboxed else ""
+        extra = f", {self.letterboxed} letterboxed into {self.size_wh[0]}x{self.size_wh[1]}" if self.letterboxed else ""
+        if self._even_wh != self.size_wh:
+            extra += f", padded to {self._even_wh[0]}x{self._even_wh[1]} (H.264 needs even sizes)"
         text = {
             "finalised": f"{self.frames_kept} frames{extra}, finalised",
             "fragmented": f"{self.frames_kept} frames{extra}, kept as fragmented MP4 (plays; not finalised)",
@@ -363,12 +365,17 @@ def _copy_audio(src, in_stream, out_stream, end_s) -> Iterator[tuple[float, av.P
 
 
 def _reencode_audio(src, in_stream, out_stream, end_s) -> Iterator[tuple[float, av.Packet]]:
+    rate = out_stream.codec_context.sample_rate
     with src:
         def frames():
+            next_pts = 0
             for frame in src.decode(in_stream):
                 if end_s is not None and frame.time is not None and frame.time >= end_s:
-                    return
-                frame.pts = None  # the encoder counts samples from the first one
+                    break
+                # Time in samples, as the encoder counts: the source's start offset is kept.
+                pts = round(frame.time * rate) if frame.time is not None else next_pts
+                frame.pts, frame.time_base = pts, Fraction(1, rate)
+                next_pts = pts + frame.samples
                 yield frame
             yield None  # drain the encoder
 
