@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from posestream.errors import ExportError, InputError
+from posestream.io.outputs import check_outputs
 from posestream.export.onnx import export_onnx
 from posestream.models.checkpoint import apply_weights, infer_variant, read_weights
 from posestream.models.vitpose import VARIANTS, build_vitpose, canonical_variant
@@ -67,6 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atol", type=float, default=None, help="override the ORT-vs-PyTorch tolerance")
 
 
+def _check_free_space(model, out: Path, *, fp16: bool, int8: bool) -> None:
+    """Refuse at once when the disk cannot hold the export (fp32 staging copy + the final file)."""
+    import shutil
+
+    params = sum(p.numel() for p in model.parameters())
+    needed = params * (4 + (2 if fp16 else 1 if int8 else 4))
+    folder = out.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise InputError(f"--out {out}: the export needs about {needed / 1e6:.0f} MB on that disk and "
+                         f"{free / 1e6:.1f} MB are free")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     """Export as ``args`` say; print the report. Returns the exit code (0)."""
     chosen = getattr(args, "precision", None)
@@ -79,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--opset {args.opset}: expected {_OPSET_RANGE[0]}..{_OPSET_RANGE[1]}")
     if args.keypoints is not None and args.keypoints < 1:
         raise InputError(f"--keypoints {args.keypoints}: expected a positive count")
+    # Preflight: a path that cannot be written fails now, not after minutes of export work.
+    outputs = {"ONNX": args.out if args.format == "onnx" else args.out.with_suffix(".onnx")}
+    if args.format == "engine":
+        outputs["engine"] = args.out
+    check_outputs(outputs, renamed=True)
     if args.format == "engine" and args.int8:
         raise InputError("--int8 applies to --format onnx only (TensorRT int8 needs a calibration set)")
     if args.format == "engine":
@@ -105,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--variant is required with random weights (--weights none)")
 
     model = build_vitpose(variant, decoder=decoder or "classic", num_keypoints=num_keypoints or 17)
+    _check_free_space(model, outputs["ONNX"], fp16=args.fp16, int8=args.int8)
     if state_dict is not None:  # random weights: resolve_weights has warned; said again at the end
         apply_weights(model, state_dict, weights)
     model.eval()

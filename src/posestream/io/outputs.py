@@ -144,11 +144,14 @@ class OutputClaim:
         self.release()
 
 
-def check_outputs(outputs: dict[str, str | os.PathLike | None], source_files: Iterable[str | os.PathLike] = ()) -> dict[str, Path]:
+def check_outputs(outputs: dict[str, str | os.PathLike | None], source_files: Iterable[str | os.PathLike] = (),
+                  *, renamed: bool = False) -> dict[str, Path]:  # fmt: skip
     """The preflight: validate output paths without touching anything. Returns ``what -> Path``.
 
     outputs: ``{"video": "out.mp4", "JSON": None, ...}`` (None = not requested).
     source_files: the files the run reads (the source video, or every image of a folder).
+    renamed: the writer stages its file and renames it into place (``export``): an existing
+    target must then be a regular file (renaming over ``/dev/null`` would replace the device).
     """
     sources = {os.path.realpath(s): str(s) for s in source_files}
     seen: dict[str, str] = {}
@@ -169,6 +172,10 @@ def check_outputs(outputs: dict[str, str | os.PathLike | None], source_files: It
         if os.path.exists(real):
             if not os.access(real, os.W_OK):
                 raise InputError(f"{name} exists and is not writable (check its permissions)")
+            if renamed and not os.path.isfile(real):
+                raise InputError(f"{name} exists and is not a regular file: refusing to replace it")
+            if renamed and not os.access(os.path.dirname(real), os.W_OK | os.X_OK):
+                raise InputError(f"{name}: its folder '{os.path.dirname(real)}' is not writable")
         else:
             folder = _nearest_existing(os.path.dirname(real) or ".")
             if not os.path.isdir(folder):
