@@ -14,6 +14,7 @@ from typing import Any
 from posestream.config import Config
 from posestream.io.outputs import OutputClaim, check_outputs, claim_outputs
 from posestream.io.video import SourceInfo, open_source, source_files
+from posestream.io.writers import VideoWriter
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
@@ -126,6 +127,7 @@ def build_pipeline(
     except BaseException:
         claim.release()
         raise
+    video_writer = None
     try:
         info = reader.info
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
@@ -133,6 +135,15 @@ def build_pipeline(
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
             budget = thread_budget(config, workers=1)
+        video_args = dict(fps=info.fps, time_base=info.time_base, crf=out.crf, preset=out.preset,
+                          threads=budget.threads.get("encode", 0),
+                          audio_from=info.uri if info.kind == "file" and not live else None)  # fmt: skip
+        video_file = claim.take("video")
+        if video_file is not None and video_file.created:
+            # A new file protects nothing: its header goes out now, before models load, so a run
+            # killed at any moment from here on leaves a video that opens (an existing file is
+            # only replaced once the graph starts: a refused run must not touch it).
+            video_writer = VideoWriter(video_file, info.size_wh, **video_args)
         models = models if models is not None else load_models(config, budget)
         backend, detector = models.pose, models.detector
         random_weights = bool(getattr(backend, "random_weights", False))
@@ -182,10 +193,7 @@ def build_pipeline(
                                       hud=r.hud, banner=banner))  # fmt: skip
         sinks: list = []
         if out.video:
-            audio_from = info.uri if info.kind == "file" and not live else None
-            sinks.append(VideoSink(claim.take("video"), info.size_wh, fps=info.fps, time_base=info.time_base,
-                                   crf=out.crf, preset=out.preset, threads=budget["encode"],
-                                   audio_from=audio_from))  # fmt: skip
+            sinks.append(VideoSink(video_file, info.size_wh, writer=video_writer, **video_args))
         if out.json or out.csv:
             sinks.append(KeypointSink(claim.take("JSON"), claim.take("CSV"), random_weights=random_weights))
         stages += sinks
@@ -206,6 +214,8 @@ def build_pipeline(
                         outputs=claim)  # fmt: skip
     except BaseException:
         reader.close()
+        if video_writer is not None:
+            video_writer.discard()
         claim.release()
         raise
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -129,7 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser(argv).parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    return guarded(lambda: _dispatch(args))
+    code = guarded(lambda: _dispatch(args))
+    if argv is None and threading.current_thread() is threading.main_thread():  # the program itself: a late Ctrl-C must not
+        for sig in (signal.SIGINT, signal.SIGTERM):  # turn a clean exit into a death by signal
+            signal.signal(sig, signal.SIG_IGN)
+    if argv is None and _abandoned_threads():
+        # A stage abandoned inside a native call (an inference session, a codec) is still running:
+        # a normal interpreter exit would tear the libraries down under it (C++ aborts with
+        # "terminate called without an active exception"). Everything is written and flushed.
+        _exit_now(code)
+    return code
+
+
+def _abandoned_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("ps-") and t.is_alive()]
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once, skipping interpreter teardown (and the native threads it would abort on)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _sigterm_as_interrupt(*_: object) -> None:
@@ -230,8 +254,10 @@ def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None
     (after the other stages have finalised their outputs).
     """
     graph = pipeline.graph
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: graph.request_stop())
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        stop = _StopOnSignal(graph)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -254,8 +280,9 @@ def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None
         if bar is not None:
             tick(graph)
             bar.close()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+        if main:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         pipeline.release()
     _print_summary(result, pipeline)
     _print_outputs(pipeline)
@@ -263,6 +290,27 @@ def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None
         print("posestream: stopped early", file=sys.stderr)
         return 130
     return 0
+
+
+class _StopOnSignal:
+    """Ctrl-C / SIGTERM while a graph runs: the first stops it and lets the outputs finalise (the
+    summary then says what each file holds); the second exits at once with 130, without waiting
+    for anything: JSON/CSV hold whole lines, the video is its fragmented MP4 up to the last frame
+    the encoder had released (it plays; it is not remuxed, and holds no audio)."""
+
+    def __init__(self, graph) -> None:
+        self.graph = graph
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.graph.request_stop()
+            os.write(2, b"posestream: stopping; finalising outputs (press Ctrl-C again to quit at once)\n")
+            return
+        os.write(2, b"posestream: interrupted again: quitting now; outputs keep what was written "
+                    b"(the video as a fragmented MP4)\n")  # fmt: skip
+        _exit_now(130)
 
 
 def _print_outputs(pipeline) -> None:
@@ -273,8 +321,6 @@ def _print_outputs(pipeline) -> None:
 
 
 def _force_progress() -> bool:
-    import os
-
     return os.environ.get("POSESTREAM_PROGRESS") == "1"
 
 

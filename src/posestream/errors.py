@@ -39,8 +39,8 @@ class ExportError(PosestreamError):
 class StageError(PosestreamError):
     """A stage raised while the graph ran. ``stage`` and ``frame_index`` say where."""
 
-    def __init__(self, stage: str, frame_index: int | None, cause: BaseException) -> None:
-        where = f"at frame {frame_index}" if frame_index is not None else "before the first frame"
+    def __init__(self, stage: str, frame_index: int | None, cause: BaseException, when: str | None = None) -> None:
+        where = when or (f"at frame {frame_index}" if frame_index is not None else "before the first frame")
         super().__init__(f"stage '{stage}' failed {where}: {type(cause).__name__}: {cause}")
         self.stage = stage
         self.frame_index = frame_index

@@ -110,6 +110,11 @@ class OutputFile:
         hint = " (disk full?)" if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else ""
         return OutputError(f"cannot {doing} {self.what} output '{self.path}': {reason}{hint}")
 
+    def discard(self) -> None:
+        """The run was refused after writing began: remove the file if this claim created it."""
+        self.begun = False
+        self.release()
+
     def release(self) -> None:
         """Unlock and close. A file this claim created and nobody began writing is removed."""
         if self.fd < 0:

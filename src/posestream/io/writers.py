@@ -288,6 +288,16 @@ class VideoWriter:
             raise OutputError(f"video output '{self.path}' could not be finalised ({reason}); the fragmented "
                               f"MP4 is kept: it plays, all {self.frames_kept} frames") from None  # fmt: skip
 
+    def discard(self) -> None:
+        """The run was refused before its first frame: close, and remove the file if it was new."""
+        if self.state == "writing":
+            self.state = "failed"
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError):
+                pass
+        self.output.discard()
+
     def describe(self) -> str:
         """One line for the run's summary: what the file holds and whether it is finalised."""
         extra = f", {self.letterboxed} letterboxed into {self.size_wh[0]}x{self.size_wh[1]}" if self.letterboxed else ""

@@ -27,14 +27,16 @@ class VideoSink(StageBase):
 
     def __init__(self, target: str | Path | OutputFile, size_wh: tuple[int, int], *, fps: float | None,
                  time_base: Fraction | None, crf: int = 20, preset: str = "veryfast", threads: int = 0,
-                 audio_from: str | None = None) -> None:  # fmt: skip
+                 audio_from: str | None = None, writer: VideoWriter | None = None) -> None:  # fmt: skip
+        """writer: one opened already (a new file gets its header before the models load)."""
         self.target = target
         self._args = dict(size_wh=size_wh, fps=fps, time_base=time_base, crf=crf, preset=preset,
                           threads=threads, audio_from=audio_from)  # fmt: skip
-        self.writer: VideoWriter | None = None
+        self.writer: VideoWriter | None = writer
 
     def open(self, ctx=None) -> None:
-        self.writer = VideoWriter(self.target, **self._args)
+        if self.writer is None:
+            self.writer = VideoWriter(self.target, **self._args)
 
     def process(self, packet: Packet) -> Packet:
         image = packet.annotated if packet.annotated is not None else packet.frame.image
