@@ -116,3 +116,37 @@ def write_noisy_video(path: Path, n: int, size_wh: tuple[int, int] = (160, 120),
                 for packet in s.encode(None):
                     container.mux(packet)
     return path
+
+
+def encode_frames(path: Path, frames, fps: int = 30, *, codec: str = "libx264", pix_fmt: str = "yuv420p",
+                  options: dict | None = None, rotation: int = 0, container_options: dict | None = None,
+                  fmt: str | None = None) -> Path:  # fmt: skip
+    """Write ``frames`` ((H, W, 3) uint8 BGR, any iterable) as a video with PyAV; frame i at i / fps.
+
+    rotation: a display-matrix rotation (what phones write); options: the encoder's options
+    (default for x264: no B-frames, ultrafast).
+    """
+    from fractions import Fraction
+
+    frames = iter(frames)
+    first = next(frames)
+    h, w = first.shape[:2]
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        stream.options = options if options is not None else ({"bf": "0", "preset": "ultrafast"} if codec == "libx264" else {})
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, img in enumerate(_chain(first, frames)):
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

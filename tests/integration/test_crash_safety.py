@@ -9,13 +9,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from output_checks import decode_all, parse_jsonl, posestream_cmd
+from output_checks import decode_all, encode_frames, parse_jsonl, posestream_cmd
 
 FRAGMENT_S = 1.0  # the loss bound the README promises: about a second (the encoder's delay, here)
 
@@ -23,22 +21,16 @@ FRAGMENT_S = 1.0  # the loss bound the README promises: about a second (the enco
 def _clip(path: Path, n: int, size_wh: tuple[int, int], fps: int) -> Path:
     """A moving bar on a gradient: cheap to encode at any size (made with PyAV)."""
     w, h = size_wh
-    base = np.broadcast_to(np.linspace(0, 200, w, dtype=np.uint8)[None, :, None], (h, w, 3)).copy()
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"bf": "0", "preset": "ultrafast"}
+    base = np.broadcast_to(np.linspace(0, 200, w, dtype=np.uint8)[None, :, None], (h, w, 3))
+
+    def frames():
         for i in range(n):
             img = base.copy()
             x = (i * 37) % (w - 64)
             img[:, x : x + 64] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+            yield img
+
+    return encode_frames(path, frames(), fps)
 
 
 @pytest.fixture(scope="module")

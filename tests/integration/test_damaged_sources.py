@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from output_checks import assert_one_line_error, decode_all, digest, parse_jsonl
+from output_checks import assert_one_line_error, decode_all, digest, encode_frames, parse_jsonl
 
 from posestream import cli
 
@@ -89,40 +89,19 @@ def _cut(path: Path, out: Path, keep: float) -> Path:
     return out
 
 
-def _faststart_clip(tmp_path: Path, n: int) -> Path:
-    """A noisy H.264 MP4 with its index in front (what web servers hand out), made with PyAV."""
-    from fractions import Fraction
-
-    path = tmp_path / "front.mp4"
+def _noise(n: int):
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w", options={"movflags": "+faststart"}) as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        s.options = {"bf": "0", "preset": "ultrafast", "g": "10"}
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, 30)
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return (rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(n))
+
+
+def _faststart_clip(tmp_path: Path, n: int) -> Path:
+    """A noisy H.264 MP4 with its index in front (what web servers hand out)."""
+    return encode_frames(tmp_path / "front.mp4", _noise(n), 30, options={"bf": "0", "preset": "ultrafast", "g": "10"},
+                         container_options={"movflags": "+faststart"})  # fmt: skip
 
 
 def _avi_clip(tmp_path: Path, n: int) -> Path:
-    path = tmp_path / "clip.avi"
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=25)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), format="bgr24")
-            frame.pts = i
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return encode_frames(tmp_path / "clip.avi", _noise(n), 25, codec="mpeg4")
 
 
 @pytest.mark.parametrize("make, keep", [(_faststart_clip, 0.7), (_avi_clip, 0.9)], ids=["mp4", "avi"])

@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
-from output_checks import decode_all, parse_jsonl, write_noisy_video
+from output_checks import decode_all, encode_frames, parse_jsonl, write_noisy_video
 
 from posestream import cli
 from posestream.io.video import open_source
@@ -29,21 +28,7 @@ def _run(capsys, *args) -> tuple[int, str]:
 
 
 def _write(path: Path, images: list[np.ndarray], rotation: int = 0, fps: int = 30) -> Path:
-    h, w = images[0].shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"bf": "0", "crf": "12", "preset": "ultrafast"}
-        if rotation:
-            s.set_display_rotation(rotation)
-        for i, img in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return encode_frames(path, images, fps, options={"bf": "0", "crf": "12", "preset": "ultrafast"}, rotation=rotation)
 
 
 # --------------------------------------------------------------------------- case 12
@@ -108,16 +93,7 @@ def http_folder(tmp_path):
 def test_recording_at_an_http_url_without_a_video_suffix_is_read_like_a_file(http_folder, tmp_path, capsys):
     served, base = http_folder
     frames = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(30)]
-    with av.open(str(served / "recording"), "w", format="mp4", options={"movflags": "+faststart"}) as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, 30)
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    encode_frames(served / "recording", frames, 30, fmt="mp4", container_options={"movflags": "+faststart"})
     with open_source(f"{base}/recording?id=3") as reader:
         assert reader.info.live is False
     code, err = _run(capsys, f"{base}/recording?id=3", "--out-json", tmp_path / "k.jsonl")
@@ -164,17 +140,8 @@ def test_audio_is_carried_into_the_annotated_video(tmp_path, capsys, codec, suff
 
 def test_odd_size_is_padded_to_even_and_the_run_says_so(tmp_path, capsys, caplog):
     # x264 cannot encode odd sizes in yuv420p, so the odd source is an MJPEG in Matroska.
-    src = tmp_path / "odd.mkv"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("mjpeg", rate=10)
-        s.width, s.height, s.pix_fmt = 641, 479, "yuvj444p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((479, 641, 3), 40 * i, np.uint8), format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, 10)
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    src = encode_frames(tmp_path / "odd.mkv", [np.full((479, 641, 3), 40 * i, np.uint8) for i in range(3)], 10,
+                        codec="mjpeg", pix_fmt="yuvj444p")
     code, err = _run(capsys, src, "--out-video", tmp_path / "o.mp4")
     assert code == 0, err
     assert "padded to 642x480" in err and "padded to 642x480" in caplog.text
