@@ -92,8 +92,9 @@ def test_missing_output_folder_is_made_and_a_refused_run_leaves_no_folder_behind
     # Refused after the claim (the pose model is bad): the folders the claim made are gone again.
     bad_model = tmp_path / "bad.onnx"
     bad_model.write_text("not onnx")
-    code, err = _run(capsys, src, "--out-json", tmp_path / "other" / "k.jsonl", "--pose-model", bad_model)
-    assert code == 2 and not (tmp_path / "other").exists()
+    code, err = _run(capsys, src, "--out-json", tmp_path / "other" / "k.jsonl", "--out-video",
+                     tmp_path / "other" / "v.mp4", "--pose-model", bad_model)  # fmt: skip
+    assert code == 2 and not (tmp_path / "other").exists()  # the new video's early header went too
 
 
 # --------------------------------------------------------------------------- case 5

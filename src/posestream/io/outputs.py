@@ -110,10 +110,9 @@ class OutputFile:
         hint = " (disk full?)" if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else ""
         return OutputError(f"cannot {doing} {self.what} output '{self.path}': {reason}{hint}")
 
-    def discard(self) -> None:
-        """The run was refused after writing began: remove the file if this claim created it."""
+    def abandon(self) -> None:
+        """The run was refused after writing began: ``release()`` then removes a file it created."""
         self.begun = False
-        self.release()
 
     def release(self) -> None:
         """Unlock and close. A file this claim created and nobody began writing is removed."""
@@ -139,7 +138,7 @@ class OutputClaim:
         return self.files.get(what)
 
     def release(self) -> None:
-        for f in self.files.values():
+        for f in reversed(self.files.values()):  # last claimed first: folders made early empty last
             f.release()
 
     def __enter__(self) -> OutputClaim:

@@ -289,14 +289,14 @@ class VideoWriter:
                               f"MP4 is kept: it plays, all {self.frames_kept} frames") from None  # fmt: skip
 
     def discard(self) -> None:
-        """The run was refused before its first frame: close, and remove the file if it was new."""
+        """The run was refused before its first frame: close; releasing the claim removes a new file."""
         if self.state == "writing":
             self.state = "failed"
             try:
                 self._container.close()
             except (av.FFmpegError, OSError):
                 pass
-        self.output.discard()
+        self.output.abandon()
 
     def describe(self) -> str:
         """One line for the run's summary: what the file holds and whether it is finalised."""
