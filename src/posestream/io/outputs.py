@@ -71,6 +71,7 @@ class OutputFile:
     made_folders: list[Path] = field(default_factory=list)  # folders this claim made, outermost first
     begun: bool = False
     _t_sync: float = field(default_factory=time.monotonic)
+    _retired: list[int] = field(default_factory=list)  # earlier descriptors, closed on release
 
     def begin(self) -> int:
         """The run starts writing: truncate to empty and return the fd (positioned at 0)."""
@@ -89,10 +90,11 @@ class OutputFile:
                 log.warning("%s output '%s': could not cut back to %d bytes: %s", self.what, self.path, size, exc)
 
     def adopt(self, fd: int) -> None:
-        """Hold ``fd`` instead (the file that replaced ours at ``path``): lock it, drop the old one."""
+        """Hold ``fd`` too (the file about to replace ours at ``path``): lock it now; the old
+        descriptor, lock included, is kept until ``release()``, so the path is never unlocked."""
         if self.regular:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file only we know of: never contended
-        os.close(self.fd)
+            _lock(fd, self.what, self.path)  # a file only we know of: never contended
+        self._retired.append(self.fd)
         self.fd = fd
 
     def sync_due(self) -> bool:
@@ -124,8 +126,9 @@ class OutputFile:
             except OSError:
                 pass
             _remove_folders(self.made_folders)
-        os.close(self.fd)  # closing the descriptor drops the flock
-        self.fd = -1
+        for fd in (self.fd, *self._retired):
+            os.close(fd)  # closing the descriptor drops the flock
+        self.fd, self._retired = -1, []
 
 
 @dataclass
@@ -217,20 +220,35 @@ def _claim_one(what: str, path: Path) -> OutputFile:
     regular = stat.S_ISREG(os.fstat(fd).st_mode)
     if regular:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free = _lock(fd, what, path)
         except OSError as exc:
+            free, error = None, exc
+        if not free:
+            holder = lock_holder(path) if free is False else ""
             if created:  # cannot happen in practice (someone else holds a file we just made): tidy up
                 os.unlink(path)
                 _remove_folders(made)
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                holder = lock_holder(path)
-                raise InputError(
-                    f"{what} output '{path}' is being written by another run ({holder}); "
-                    "wait for it to finish or choose another path"
-                ) from None
-            raise InputError(f"{what} output '{path}' cannot be locked: {exc.strerror}") from None
+            if free is False:
+                raise InputError(f"{what} output '{path}' is being written by another run ({holder}); "
+                                 "wait for it to finish or choose another path")  # fmt: skip
+            raise InputError(f"{what} output '{path}' cannot be locked: {error.strerror}")
     return OutputFile(what, path, fd, created=created, regular=regular, made_folders=made)
+
+
+def _lock(fd: int, what: str, path: Path) -> bool:
+    """flock ``fd``; False if another process holds it. A file system without locks is written unlocked."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):  # e.g. NFS without a lock daemon
+            log.warning("%s output '%s': its file system has no locks (%s); another run could write it too",
+                        what, path, exc.strerror)  # fmt: skip
+            return True
+        raise
+    return True
 
 
 def lock_holder(path: str | os.PathLike) -> str:

@@ -276,9 +276,9 @@ class VideoWriter:
                 for packet in heapq.merge(*streams, key=lambda item: item[0]):
                     dst.mux(packet[1])
             fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            self.output.adopt(fd)  # locked before it takes the path: the path is never unlocked
             os.fsync(fd)
             os.replace(tmp, self.path)
-            self.output.adopt(fd)  # hold the lock on the new file until released
         except (av.FFmpegError, OSError) as exc:
             try:
                 tmp.unlink(missing_ok=True)
