@@ -69,7 +69,7 @@ def test_rotated_phone_clip_is_posed_upright_and_written_upright(shared, tmp_pat
         frame = next(c.decode(video=0))
         assert (frame.width, frame.height) == (w, h) and frame.rotation == 0  # upright, no tag needed
     # The detector itself finds fewer people in the sideways pixels: the test can tell the difference.
-    from posestream.models.detector import load_person_detector
+    from posestream.detection import load_person_detector
 
     sideways_people = len(load_person_detector(str(detector), score_threshold=0.5).detect(sideways[0]))
     upright_people = len(load_person_detector(str(detector), score_threshold=0.5).detect(portrait[0]))
