@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     code = guarded(lambda: _dispatch(args))
-    if argv is None and threading.current_thread() is threading.main_thread():  # the program itself: a late Ctrl-C must not
-        for sig in (signal.SIGINT, signal.SIGTERM):  # turn a clean exit into a death by signal
+    if argv is None and threading.current_thread() is threading.main_thread():
+        # The program itself (tests call main(argv)): a late Ctrl-C must not turn a clean exit
+        # into a death by signal.
+        for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
     if argv is None and _abandoned_threads():
         # A stage abandoned inside a native call (an inference session, a codec) is still running:
