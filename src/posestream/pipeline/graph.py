@@ -276,6 +276,7 @@ class Graph:
         stage, inbox, m = self.stages[i], self.edges[i], self.metrics[i + 1]
         outbox = self.edges[i + 1] if i + 1 < len(self.edges) else None
         drain = self.drains[i]
+        downstream = True  # the outbox still takes items
         index: int | None = None
         try:
             stage.open(self.context())
@@ -294,8 +295,10 @@ class Graph:
                 result = self._call(i, stage.process, item)
                 dt = time.perf_counter() - t0
                 m.record(dt, emitted=self._count(result))
-                if not self._emit(outbox, result, dt, stage.name, drain):
-                    break
+                if downstream and not self._emit(outbox, result, dt, stage.name, drain):
+                    if not drain:
+                        break
+                    downstream = False  # the stage after this one ended: drain into this one only
             if ended and not self._stop.is_set():
                 self._flush(stage, outbox, m)
         except Exception as exc:  # noqa: BLE001 - any failure is reported as StageError

@@ -372,6 +372,13 @@ def test_a_sink_that_fails_stops_the_run_and_later_sinks_keep_what_it_passed():
     assert last.seen == list(range(25)) and last.closed
 
 
+def test_a_failure_after_the_sinks_leaves_the_sinks_agreeing():
+    first, last = Sink("video"), Sink("keypoints", delay=0.005)
+    with pytest.raises(StageError, match="stage 'faulty' failed at frame 40"):
+        Graph(CountSource(1000), [first, last, RaiseAt(40)], capacity=4).run()
+    assert first.seen == last.seen and len(last.seen) >= 41 and last.closed
+
+
 def test_finalising_and_draining_are_not_cut_by_the_stuck_timeout():
     slow_close = Sink("video", close_s=1.0)
     slow_drain = Sink("keypoints", delay=0.05)  # ~20 queued items x 50 ms: longer than the timeout
