@@ -24,6 +24,25 @@ def shared() -> Path:
     return path
 
 
+def gpu_unavailable_reason() -> str | None:
+    """Why tests marked ``gpu`` cannot run here, or None when torch sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return f"no CUDA GPU: torch {torch.__version__} sees none (benchmarks/gpu_check.sh runs these on one)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``gpu`` skip, saying why, on machines without a CUDA GPU (CI, the dev boxes)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    reason = gpu_unavailable_reason() if gpu_items else None
+    for item in gpu_items if reason else ():
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _limit_threads() -> None:
     # CI has 2 cores; keep torch from oversubscribing them when several things run.

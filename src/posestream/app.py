@@ -9,25 +9,41 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from posestream.config import Config
+from posestream.errors import InputError
 from posestream.io.outputs import OutputClaim, check_outputs, claim_outputs
-from posestream.io.video import SourceInfo, open_source, source_files
+from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source, source_files
 from posestream.io.writers import VideoWriter
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
 from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
-from posestream.stages.sinks import KeypointSink, VideoSink
+from posestream.stages.serve import ServeSink, parse_hostport
+from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
+from posestream.visual.draw import strip_height
 
-__all__ = ["Pipeline", "Models", "build_pipeline", "build_pose_backend", "load_models", "thread_budget",
-           "RANDOM_BANNER"]
+__all__ = [
+    "Pipeline", "Models", "build_pipeline", "build_pose_backend", "build_pose_estimator", "load_models",
+    "thread_budget", "with_default_models", "RANDOM_BANNER", "NOTHING_TO_WRITE", "NONE",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 RANDOM_BANNER = "RANDOM WEIGHTS: keypoints are meaningless"
+NOTHING_TO_WRITE = (
+    "this run would write nothing: add --out-video, --out-json, --out-csv, --out-dir (pictures) or "
+    "--out-angles (or --serve / --show to watch it); to time the pipeline without outputs use `posestream bench`"
+)
+NONE = "none"  # pose.model / detector.model: no pose model / one box = the whole frame
+
+
+def _named(model: str | None) -> str | None:
+    """A model setting with 'none' read as not set."""
+    return model if model and model.strip().lower() != NONE else None
 
 
 @dataclass
@@ -40,8 +56,11 @@ class Pipeline:
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
     # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
     resources: dict[str, str] = field(default_factory=dict)
+    outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
+    live_url: str | None = None  # the live view page (output.serve), serving from now on
     sinks: list = field(default_factory=list)  # stages that write files; each can describe() them
-    outputs: OutputClaim | None = None  # the claimed output files; release() when not run
+    claim: OutputClaim | None = None  # the claimed output files; release() when not run
+    live_sinks: list = field(default_factory=list)  # serve/show: release() closes them when not run
 
     def describe_outputs(self) -> list[str]:
         """Damage found in the source, then one line per output file: what it holds, finalised or not."""
@@ -49,9 +68,10 @@ class Pipeline:
         return [line for part in parts if hasattr(part, "describe") for line in part.describe()]
 
     def release(self) -> None:
-        """Give back the outputs a pipeline holds (a no-op once its sinks have closed them)."""
-        if self.outputs is not None:
-            self.outputs.release()
+        """Give back the outputs and the live server a pipeline holds (a no-op once its sinks closed them)."""
+        if self.claim is not None:
+            self.claim.release()
+        _stop_live(self.live_sinks)
 
 
 @dataclass(frozen=True)
@@ -72,20 +92,52 @@ def load_models(config: Config, budget: ThreadBudget | None = None) -> Models:
     budget = budget or thread_budget(config)
     backend = build_pose_backend(config, threads=budget.threads.get("pose", budget.threads.get("pose.0")))
     detector = None
-    if backend is not None or config.detector.model:
+    if backend is not None or _named(config.detector.model):
         detector = _build_detector(config, threads=budget.threads.get("detector", 1))
     return Models(pose=backend, detector=detector)
+
+
+def with_default_models(config: Config) -> tuple[Config, str | None]:
+    """``config`` with the default pose model and detector where it names none.
+
+    Returns (config, a sentence saying what was chosen) or (config unchanged, None). Naming a pose
+    model (a file, a known name, or 'none') keeps the detector as configured (unset: the whole
+    frame); naming a detector file or name alone is a tracking-only run; ``detector.model: none``
+    alone still gets the default pose model (one person filling the frame).
+    """
+    from posestream.config import apply_overrides
+    from posestream.models.catalog import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+
+    p, d = config.pose, config.detector
+    if p.model or p.variant or p.weights or _named(d.model):
+        return config, None
+    if d.model:  # 'none': the whole frame, posed by the default model
+        chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL})
+        return chosen, f"no pose model named: using {DEFAULT_POSE_MODEL} on the whole frame (--detector none)"
+    chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL, "detector.model": DEFAULT_DETECTOR})
+    return chosen, (
+        f"no model named: using {DEFAULT_POSE_MODEL} (pose) and {DEFAULT_DETECTOR} (person detector); "
+        "--pose-model / --detector choose others, 'none' skips one"
+    )
 
 
 def build_pose_backend(config: Config, threads: int | None = None):
     """The pose backend named by ``config.pose``, or None when no pose model is configured.
 
     threads: inference threads (default: ``pose.threads``, or the budget's share when that is 0).
+    pose.model: an ONNX file, a known name (``posestream models``: fetched and exported once into
+    the cache), or 'none'.
     """
     pose = config.pose
-    if not (pose.model or pose.variant):
+    model, precision = _named(pose.model), pose.precision
+    if not (model or pose.variant):
         return None
+    from posestream.models.catalog import is_model_name, pose_model_file
     from posestream.runtime.factory import open_pose_backend
+
+    if model and is_model_name(model):
+        model = pose_model_file(model, precision)  # a known name: fetched and exported once into the cache
+        precision = "fp32" if precision == "fp16" else precision  # an fp16 export runs as it is
 
     calibration = None
     if pose.calibration:
@@ -93,11 +145,61 @@ def build_pose_backend(config: Config, threads: int | None = None):
 
         calibration = pose_calibration(pose.calibration)
     return open_pose_backend(
-        pose.model or None, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
+        model, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
         engine=pose.engine, providers=pose.providers, device=pose.device,
         threads=threads or pose.threads or thread_budget(config)["pose"],
-        precision=pose.precision, calibration=calibration,
+        precision=precision, calibration=calibration,
+        compile=_auto(pose.compile), cuda_graphs=_auto(pose.cuda_graphs),
     )  # fmt: skip
+
+
+def _auto(flag: str) -> bool | None:
+    """A config "auto" | "true" | "false" as None (let the component decide) | True | False."""
+    return None if flag == "auto" else flag == "true"
+
+
+def build_pose_estimator(backend, config: Config, per_frame: bool):
+    """The estimator for ``backend`` and the cross-frame batcher (None when ``per_frame``: a live
+    source, parallel pose workers, keypoint-driven boxes).
+
+    device_pipeline picks ``DeviceTopDownEstimator`` (warp, normalise and decode on the torch
+    device) over ``TopDownEstimator`` (OpenCV + numpy on the CPU); cross_frame picks batching
+    (never for a live source). Both "auto" = on when the model runs on a GPU. The model is then
+    compiled / captured for the batch sizes it will see, before the first frame (said in the log).
+    """
+    from posestream.errors import ConfigError
+    from posestream.estimation.frame_batcher import FrameBatcher
+    from posestream.estimation.topdown import TopDownEstimator
+
+    pose = config.pose
+    on_gpu = bool(getattr(backend, "on_gpu", False))
+    device_side = _auto(pose.device_pipeline)
+    if device_side is None:
+        device_side = on_gpu and hasattr(backend, "forward")
+    if device_side and not hasattr(backend, "forward"):
+        raise ConfigError(f"pose.device_pipeline: true needs a PyTorch model (pose.variant or pose.model: "
+                          f"torch:<variant>), not {backend.name}")  # fmt: skip
+    if device_side:
+        from posestream.estimation.device import DeviceTopDownEstimator
+
+        estimator = DeviceTopDownEstimator(backend, padding=1.25)
+    else:
+        estimator = TopDownEstimator(backend, batch_buckets=_batch_buckets(config, backend))
+    cross_frame = on_gpu if pose.cross_frame == "auto" else _auto(pose.cross_frame)
+    if cross_frame and per_frame:
+        if pose.cross_frame == "true":
+            log.info("pose.cross_frame: off (live source, parallel pose workers or keypoint-driven boxes)")
+        cross_frame = False
+    batcher = None
+    if cross_frame:
+        if pose.cross_frame_crops < 1 or pose.cross_frame_frames < 1 or pose.cross_frame_wait_s < 0:
+            raise ConfigError("pose.cross_frame_crops and cross_frame_frames: expected >= 1; "
+                              "pose.cross_frame_wait_s: expected >= 0")  # fmt: skip
+        limits = {"max_crops": pose.cross_frame_crops, "max_frames": pose.cross_frame_frames}
+        batcher = FrameBatcher(estimator, max_wait_s=pose.cross_frame_wait_s, **limits)
+    largest = pose.cross_frame_crops if batcher is not None else max(GPU_BUCKETS)
+    estimator.warm_up(tuple(size for size in (*GPU_BUCKETS, 128, 256) if size <= largest) or (largest,))
+    return estimator, batcher
 
 
 def build_pipeline(
@@ -106,6 +208,7 @@ def build_pipeline(
     *,
     extra_stages: list | None = None,
     models: Models | None = None,
+    require_output: bool = False,
 ) -> Pipeline:
     """Check and claim the outputs, open the source, build every stage, wire the graph.
 
@@ -115,22 +218,52 @@ def build_pipeline(
 
     ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
+    require_output: raise InputError (NOTHING_TO_WRITE) when no sink is configured, once the source
+    has been opened and before any model is loaded (the CLI asks for this; benchmarks time runs
+    without sinks).
     """
     src_cfg = config.source
     out = config.output
-    paths = check_outputs({"video": out.video, "JSON": out.json, "CSV": out.csv}, source_files(source_spec))
-    claim = claim_outputs(paths)
+    image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
+    video_file = out.video if not image_file else None
+    about: dict[str, Any] = {"source": source_spec}  # live stats; the model is added once it is open
+    live_sinks = _build_live_sinks(config, about)  # first: a bad flag fails fast
+    # The live view's port is bound now, before any output is claimed or model loaded: a port in
+    # use refuses the run while it has touched nothing.
+    live_url = next((s.server.start().url for s in live_sinks if isinstance(s, ServeSink)), None)
+    try:
+        paths = check_outputs({"video": video_file, "picture": image_file, "JSON": out.json, "CSV": out.csv},
+                              source_files(source_spec))  # fmt: skip
+        paths.pop("picture", None)  # written to a temporary name and renamed (write_image): checked, not claimed
+        claim = claim_outputs(paths)
+    except BaseException:
+        _stop_live(live_sinks)
+        raise
     budget = thread_budget(config)  # planned before opening: the decoder gets its share
     try:
         reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
                              threads=budget["decode"], strict=src_cfg.strict)  # fmt: skip
     except BaseException:
         claim.release()
+        _stop_live(live_sinks)
         raise
     video_writer = None
     try:
         info = reader.info
-        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or src_cfg.realtime
+        about["source"] = info.uri
+        realtime = src_cfg.realtime
+        if src_cfg.live == "true" and not info.live and not realtime:
+            realtime = True  # a "live" file read as fast as it decodes would only drop frames
+            log.warning("source.live is true (the webcam preset?) but %s '%s' is recorded: playing it at its "
+                        "native rate as a camera would (--realtime); --set source.live=false processes every "
+                        "frame", info.kind, info.uri)  # fmt: skip
+        live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or realtime
+        # Photos: pictures that have nothing to do with each other; nothing to track or smooth.
+        photos = info.kind == "images" and not src_cfg.track_images
+        tracking = config.tracker.enabled and not photos
+        _check_image_outputs(info, image_file, out.image_dir)
+        if require_output and not (any((out.video, out.json, out.csv, out.image_dir)) or live_sinks or extra_stages):
+            raise InputError(NOTHING_TO_WRITE)
         stages: list = []
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
@@ -138,41 +271,56 @@ def build_pipeline(
         video_args = dict(fps=info.fps, time_base=info.time_base, crf=out.crf, preset=out.preset,
                           threads=budget.threads.get("encode", 0),
                           audio_from=info.uri if info.kind == "file" and not live else None)  # fmt: skip
-        video_file = claim.take("video")
-        if video_file is not None and video_file.created:
+        video_out = claim.take("video")
+        if video_out is not None and video_out.created:
             # A new file protects nothing: its header goes out now, before models load, so a run
             # killed at any moment from here on leaves a video that opens (an existing file is
-            # only replaced once the graph starts: a refused run must not touch it).
-            video_writer = VideoWriter(video_file, info.size_wh, **video_args)
+            # only replaced once the graph starts: a refused run must not touch it). The size
+            # assumes no banner strip; a random-weights run's banner makes it start again below.
+            w, h = info.size_wh
+            size_wh = (w, h + strip_height(info.size_wh, int(config.render.enabled and config.render.hud is True)))
+            video_writer = VideoWriter(video_out, size_wh, **video_args)
         models = models if models is not None else load_models(config, budget)
         backend, detector = models.pose, models.detector
         random_weights = bool(getattr(backend, "random_weights", False))
         keypoint_boxes = None
+        if photos:
+            log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
+                     "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
         if detector is not None:
             from posestream.stages.detect import DetectStage
 
             schedule = None
-            if config.detector.keypoint_boxes and backend is not None and config.tracker.enabled:
+            if config.detector.keypoint_boxes and backend is not None and tracking:
                 from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
 
                 schedule = DetectionSchedule(config.detector.detect_every)
                 keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
                                                min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
-            stages.append(DetectStage(detector, config.detector.detect_every, schedule=schedule))
-            if config.tracker.enabled:
+            # Untracked (photos, tracker.enabled false): every box left is a person, so only those
+            # scoring detector.conf; tracked: all of them (ByteTrack's second association needs the low ones).
+            min_score = None if tracking else config.detector.conf
+            every = 1 if photos else config.detector.detect_every
+            stages.append(DetectStage(detector, every, schedule=schedule, min_score=min_score))
+            if tracking:
                 from posestream.stages.track import TrackStage
 
-                stages.append(TrackStage(_build_tracker(config), coast_lost_s=config.tracker.coast_lost_s))
+                tracker = _build_tracker(config, info.fps)
+                backfill_s = config.tracker.backfill_s if not live else 0.0  # live: no delay, no guessing
+                stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s, backfill_s=backfill_s))
         extras: dict[str, Any] = {}
         if backend is not None:
-            from posestream.estimation.topdown import TopDownEstimator
             from posestream.stages.pose import PoseStage
 
-            buckets = _batch_buckets(config, backend)
-            extras["estimator"] = TopDownEstimator(backend, batch_buckets=buckets)
+            # Each frame alone with parallel workers or keypoint-driven boxes (they need the previous
+            # frame's keypoints first) and for live sources; else cross-frame batches where configured.
+            per_frame = live or workers > 1 or keypoint_boxes is not None
+            extras["estimator"], batcher = build_pose_estimator(backend, config, per_frame)
             if workers > 1:  # one backend each, each with its own share of the budget
+                from posestream.estimation.topdown import TopDownEstimator
                 from posestream.pipeline.graph import Parallel
 
+                buckets = _batch_buckets(config, backend)
                 estimators = [extras["estimator"]] + [
                     TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
                     for i in range(1, workers)
@@ -180,44 +328,107 @@ def build_pipeline(
                 copies = iter(estimators)
                 stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
             else:
-                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes))
+                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes, batcher=batcher))
                 extras["keypoint_boxes"] = keypoint_boxes
-            if config.smooth.filter != "none":
+            if config.smooth.filter != "none" and not photos:
                 from posestream.stages.smooth import SmoothStage
 
                 stages.append(SmoothStage(_build_smoother(config)))
-        if config.render.enabled and (out.video or extra_stages):
-            r = config.render
+        model_name = backend.name if backend is not None else None
+        about.update(model=model_name, random_weights=random_weights)
+        r = config.render
+        strip_lines = 0
+        if r.enabled and (out.video or out.image_dir or live_sinks or extra_stages):
             banner = RANDOM_BANNER if random_weights else None
-            stages.append(RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
-                                      hud=r.hud, banner=banner))  # fmt: skip
+            render = RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
+                                 hud=r.hud is True, banner=banner)  # fmt: skip
+            strip_lines = render.strip_lines
+            stages.append(render)
         sinks: list = []
-        if out.video:
-            sinks.append(VideoSink(video_file, info.size_wh, writer=video_writer, **video_args))
+        if video_out is not None:
+            w, h = info.size_wh
+            size_wh = (w, h + strip_height(info.size_wh, strip_lines))  # banner/HUD strip above the picture
+            if video_writer is not None and video_writer.size_wh != size_wh:  # the strip is known only now
+                video_writer.discard()
+                video_writer = VideoWriter(video_out, size_wh, **video_args)
+            sinks.append(VideoSink(video_out, size_wh, writer=video_writer, **video_args))
+        if image_file or out.image_dir:
+            sinks.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
-            sinks.append(KeypointSink(claim.take("JSON"), claim.take("CSV"), random_weights=random_weights))
-        stages += sinks
-        stages += extra_stages or []
+            with_file = info.kind == "images"
+            sinks.append(KeypointSink(claim.take("JSON"), claim.take("CSV"), random_weights=random_weights,
+                                      with_file=with_file))  # fmt: skip
+        stages += sinks + live_sinks + list(extra_stages or [])
         if not stages:  # nothing configured: still decode, so `run` measures the source
-            stages.append(RenderStage(hud=False))
+            stages.append(RenderStage())
         p = config.pipeline
         policy = {"auto": Overflow.DROP_OLDEST if live else Overflow.BLOCK, "block": Overflow.BLOCK,
                   "drop_oldest": Overflow.DROP_OLDEST}[p.overflow]  # fmt: skip
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
-        source = DecodeSource(reader, live=live, realtime=src_cfg.realtime)
+        source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
-        model_name = backend.name if backend is not None else None
         resources = _describe_resources(backend, detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
-        return Pipeline(graph, info, live, model_name, random_weights, extras, resources, sinks=sinks,
-                        outputs=claim)  # fmt: skip
+        outputs = [Path(p) for p in (out.video, out.json, out.csv, out.image_dir) if p]
+        return Pipeline(graph, info, live, model_name, random_weights, extras, resources, outputs, live_url,
+                        sinks=sinks, claim=claim, live_sinks=live_sinks)  # fmt: skip
     except BaseException:
         reader.close()
         if video_writer is not None:
             video_writer.discard()
         claim.release()
+        _stop_live(live_sinks)
         raise
+
+
+def _stop_live(live_sinks: list) -> None:
+    """Stop the live server of a pipeline that will not run (its sink stops it after a run)."""
+    for sink in live_sinks:
+        if isinstance(sink, ServeSink):
+            sink.server.stop()
+
+
+def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:
+    """The live views the config asks for (output.serve, output.show), HUD on unless render.hud is set.
+
+    With ``render.hud`` true the render stage already drew it (into saved outputs too); false: none.
+    ``about`` is shared with the serve sink (filled in further as the pipeline is built).
+    """
+    out, hud = config.output, config.render.hud is None
+    sinks: list = []
+    if out.show:
+        from posestream.stages.show import ShowSink
+
+        sinks.append(ShowSink(hud=hud))
+    if out.serve:
+        from posestream.serve.server import LiveServer
+
+        try:
+            host, port = parse_hostport(out.serve)
+            server = LiveServer(host=host, port=port)
+        except ValueError as exc:
+            raise InputError(f"--serve (output.serve) {exc}") from None
+        sinks.append(ServeSink(server, hud=hud, about=about))
+    return sinks
+
+
+def _check_image_outputs(info: SourceInfo, image_file: str | None, image_dir: str | None) -> None:
+    """Annotated pictures need an image source, one picture per image file, and never the source's place."""
+    if image_file and not (info.kind == "images" and info.frame_count == 1):
+        what = f"{info.frame_count} pictures" if info.kind == "images" else f"a {info.kind}"
+        raise InputError(f"--out-video {image_file}: an image file holds one annotated picture, and the source "
+                         f"is {what}: use --out-dir for annotated pictures, or an .mp4 file for a video")  # fmt: skip
+    if image_dir and info.kind != "images":
+        raise InputError(f"--out-dir {image_dir}: annotated pictures are for image sources; "
+                         f"this {info.kind} takes --out-video FILE.mp4")  # fmt: skip
+    source = Path(info.uri)
+    folder = source if source.is_dir() else source.parent
+    if image_dir and Path(image_dir).resolve() == folder.resolve():
+        raise InputError(f"--out-dir {image_dir} is the source's own folder: the annotated pictures would "
+                         "replace the originals; choose another folder")  # fmt: skip
+    if image_file and source.is_file() and Path(image_file).resolve() == source.resolve():
+        raise InputError(f"--out-video {image_file} is the source picture itself; choose another file")
 
 
 def _describe_resources(backend, detector, config: Config) -> dict[str, str]:
@@ -248,7 +459,7 @@ def pose_workers(config: Config, live: bool) -> int:
     """Pose stage copies: ``pose.workers`` for lossless sources; 1 for live ones (fresh frames
     matter more than throughput there) and with keypoint-driven boxes (they need the previous
     frame's keypoints before the next frame is posed)."""
-    if live or (config.detector.keypoint_boxes and config.detector.model):
+    if live or (config.detector.keypoint_boxes and _named(config.detector.model)):
         return 1
     return max(1, config.pose.workers)
 
@@ -262,13 +473,14 @@ def thread_budget(config: Config, workers: int | None = None) -> ThreadBudget:
     requested = {"decode": p.decode_threads}
     weights = dict(BUDGET_WEIGHTS)
     workers = pose_workers(config, config.source.live == "true" or config.source.realtime) if workers is None else workers
-    if (pose.model or pose.variant) and workers > 1:
+    posing = _named(pose.model) or pose.variant
+    if posing and workers > 1:
         for i in range(workers):
             requested[f"pose.{i}"] = pose.threads
             weights[f"pose.{i}"] = BUDGET_WEIGHTS["pose"] / workers
-    elif pose.model or pose.variant:
+    elif posing:
         requested["pose"] = pose.threads
-    if config.detector.model:
+    if _named(config.detector.model):
         requested["detector"] = config.detector.threads
     if config.output.video:
         requested["encode"] = p.encode_threads
@@ -283,14 +495,16 @@ def _build_detector(config: Config, threads: int = 1):
     from posestream.detection import FullFrameDetector, load_person_detector
 
     d = config.detector
-    if not d.model:
+    if not _named(d.model):
         return FullFrameDetector()
-    threshold = d.score_threshold
-    if not config.tracker.enabled:  # no second association: low-score boxes would become people
-        threshold = max(threshold, config.tracker.track_activation_threshold)
+    from posestream.models.catalog import detector_file, is_model_name
+
+    model = detector_file(d.model) if is_model_name(d.model) else d.model
+    # Low on purpose (ByteTrack's second association); untracked runs keep only boxes scoring
+    # detector.conf, a filter of the detect stage, so loaded models serve tracked and photo runs alike.
     return load_person_detector(
-        d.model,
-        score_threshold=threshold,
+        model,
+        score_threshold=min(d.score_threshold, d.conf),
         nms_iou_threshold=d.nms_iou_threshold,
         max_people=d.max_people,
         intra_op_threads=d.threads or threads,
@@ -300,10 +514,16 @@ def _build_detector(config: Config, threads: int = 1):
     )
 
 
-def _build_tracker(config: Config):
+DEFAULT_FRAME_RATE = 30.0  # for sources that state no rate
+
+
+def _build_tracker(config: Config, source_fps: float | None):
     from posestream.tracking.bytetrack import ByteTrack
 
     t = config.tracker
+    frame_rate = t.frame_rate if t.frame_rate is not None else (source_fps or DEFAULT_FRAME_RATE)
+    log.info("tracker: %.4g fps (%s), lost tracks kept %.2f s", frame_rate,
+             "tracker.frame_rate" if t.frame_rate is not None else "the source's rate", t.lost_track_buffer / frame_rate)  # fmt: skip
     return ByteTrack(
         track_activation_threshold=t.track_activation_threshold,
         low_score_threshold=t.low_score_threshold,
@@ -311,7 +531,7 @@ def _build_tracker(config: Config):
         minimum_matching_threshold=t.minimum_matching_threshold,
         second_match_threshold=t.second_match_threshold,
         lost_track_buffer=t.lost_track_buffer,
-        frame_rate=t.frame_rate,
+        frame_rate=frame_rate,
         minimum_consecutive_frames=t.minimum_consecutive_frames,
     )
 

@@ -36,33 +36,90 @@ SUBCOMMANDS = {
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
     "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
+    "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
 }
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` where there is a default worth showing (not None, False or [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == []:
+            return text
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        # -v/-q are read off the whole command line before parsing (split_verbosity); they are
+        # declared on every parser only so that each --help lists them.
+        self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                          help="more logging (-vv for debug); anywhere on the line")  # fmt: skip
+        self.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                          help="errors only: no progress, summary or file list; anywhere on the line")  # fmt: skip
+
     def error(self, message: str) -> None:  # argparse's own exit code is 2 already; keep one line
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+_VERBOSE_FLAGS = {"-v": 1, "--verbose": 1, "-vv": 2, "-vvv": 3}
+_QUIET_FLAGS = ("-q", "--quiet")
+
+
+def split_verbosity(argv: list[str]) -> tuple[list[str], int, bool]:
+    """Take ``-v``/``-vv``/``--verbose``/``-q``/``--quiet`` out of ``argv`` wherever they stand
+    (before or after the subcommand; not after a ``--``). Returns (rest, verbosity, quiet)."""
+    rest, verbose, quiet = [], 0, False
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg in _VERBOSE_FLAGS:
+            verbose += _VERBOSE_FLAGS[arg]
+        elif arg in _QUIET_FLAGS:
+            quiet = True
+        else:
+            rest.append(arg)
+    return rest, verbose, quiet
+
+
+def _cfg_default(dotted: str) -> object:
+    """The built-in default of a config key (shown in help texts)."""
+    from posestream.config import Config
+
+    node: object = Config()
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="posestream", description="Real-time human pose estimation on video with ViTPose.")
     parser.add_argument("--version", action="version", version=f"posestream {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a video file, image folder, camera or URL through the graph")
     run.add_argument("source", help="video file, image folder/glob, camera index (0 = /dev/video0) or URL")
     add_pipeline_options(run)
-    run.add_argument("--out-video", help="annotated H.264 MP4")
+    run.add_argument("--out-video", help="annotated H.264 MP4; for a single still, an image file (.png, .jpg)")
+    run.add_argument("--out-dir", help="image sources: annotated pictures in this folder, under their own names")
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--strict", action="store_true",
                      help="stop at a corrupt packet or a short file (default: skip it and go on, like FFmpeg)")  # fmt: skip
+    run.add_argument("--track", action="store_true",
+                     help="image folders/globs are a frame sequence: track people across them (default: "
+                          "independent photos, every detection posed)")  # fmt: skip
     run.add_argument("--serve", metavar="HOST:PORT", help="serve a live view page, e.g. 127.0.0.1:8080")
     run.add_argument("--show", action="store_true", help="open a desktop window (needs GUI OpenCV)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    run.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
+                     help="when stderr is not a terminal: a progress line (frames, fps, eta) this often")  # fmt: skip
     from posestream.analytics.cli import add_angle_options
 
     add_angle_options(run)
@@ -85,20 +142,39 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     """The config and model options of `run`, shared by every command that runs the pipeline."""
-    parser.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file")
+    parser.add_argument("--config", help="preset name (webcam, sports, bench) or YAML file (a path: has a / or "
+                                         "a .yaml/.yml suffix); default: built-in defaults")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one config value, e.g. --set tracker.lost_track_buffer=60")  # fmt: skip
-    parser.add_argument("--detector", help="person detector ONNX (YOLOX or Ultralytics); default: whole frame")
-    parser.add_argument("--pose-model", help="exported ViTPose ONNX file")
+                        help="override one config value, e.g. --set tracker.lost_track_buffer=60 (repeatable; "
+                             "every key with its meaning: posestream config show)")  # fmt: skip
+    parser.add_argument("--detector", metavar="FILE|NAME|none",
+                        help="person detector: an ONNX file (YOLOX or Ultralytics), a known name (yolox-nano "
+                             "... yolox-l, fetched once into the cache) or 'none' (one box = the whole frame). "
+                             "Default (run): yolox-nano when no model is named at all, else none")  # fmt: skip
+    parser.add_argument("--pose-model", metavar="FILE|NAME|none",
+                        help="pose model: an exported ViTPose ONNX file, a known name (vitpose-s-coco, ...: "
+                             "fetched and exported once into the cache; see `posestream models`) or 'none' "
+                             "(boxes and ids only). Default (run): vitpose-s-coco when no model is named")  # fmt: skip
     parser.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
     parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    parser.add_argument("--conf", type=float, metavar="SCORE",
+                        help="detector score a box needs to become a person: photos and untracked runs pose "
+                             f"every box above it (detector.conf, default {_cfg_default('detector.conf')}); "
+                             "tracked runs start tracks only above it (tracker.new_track_threshold, default "
+                             f"{_cfg_default('tracker.new_track_threshold')}; lower boxes still follow people "
+                             "already tracked)")  # fmt: skip
+    parser.add_argument("--device", metavar="cpu|cuda|cuda:N",
+                        help="where the models run: sets pose.device and the onnxruntime providers of the "
+                             "pose model and the detector (cuda: CUDA first, CPU as fallback); default cpu")  # fmt: skip
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16"],
                         help="pose model precision; auto (default): bf16 where the CPU has AVX512_BF16/AMX, "
                              "else fp32; int8 quantises once with --calibration")  # fmt: skip
     parser.add_argument("--calibration", metavar="DIR",
                         help="int8 calibration pictures: a folder with images/ and person_keypoints.json")  # fmt: skip
-    parser.add_argument("--smooth", choices=["none", "one_euro", "kalman"], help="temporal smoothing filter")
-    parser.add_argument("--max-frames", type=int, help="stop after N frames")
+    parser.add_argument("--smooth", choices=["none", "one_euro", "kalman"],
+                        help=f"temporal smoothing filter (smooth.filter; default {_cfg_default('smooth.filter')} "
+                             "or the preset's)")  # fmt: skip
+    parser.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
 
 
 def config_from_args(args: argparse.Namespace, extra: dict | None = None):
@@ -117,6 +193,7 @@ def config_from_args(args: argparse.Namespace, extra: dict | None = None):
         "source.max_frames": args.max_frames,
         **(extra or {}),
     }
+    flags |= _conf_flags(args.conf, config) | _device_flags(args.device)
     config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
@@ -127,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         # Until a graph runs (and takes SIGTERM over), SIGTERM is handled like Ctrl-C.
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    argv, verbose, quiet = split_verbosity(list(sys.argv[1:] if argv is None else argv))
     args = _build_parser(argv).parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    args.verbose, args.quiet = verbose, quiet
+    level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     code = guarded(lambda: _dispatch(args))
     if argv is None and threading.current_thread() is threading.main_thread():
@@ -196,61 +275,85 @@ def guarded(fn: Callable[[], int]) -> int:
 
 # --------------------------------------------------------------------------- run
 def _run(args: argparse.Namespace) -> int:
-    from posestream.app import RANDOM_BANNER, build_pipeline
+    from posestream.app import RANDOM_BANNER, build_pipeline, with_default_models
     from posestream.config import apply_overrides
 
-    outputs = {"output.video": args.out_video, "output.json": args.out_json, "output.csv": args.out_csv}
-    config = config_from_args(args, {**outputs, "source.realtime": True if args.realtime else None,
-                                     "source.strict": True if args.strict else None})
-    if args.show:
-        _check_gui()
+    extra = {
+        "output.video": args.out_video,
+        "output.json": args.out_json,
+        "output.csv": args.out_csv,
+        "output.image_dir": args.out_dir,
+        "source.track_images": True if args.track else None,
+        "source.realtime": True if args.realtime else None,
+        "source.strict": True if args.strict else None,
+        "output.serve": args.serve,
+        "output.show": True if args.show else None,
+    }
+    config, chosen = with_default_models(config_from_args(args, extra))
     angles_from = None
     if args.out_angles:  # the angle report reads the keypoints file once the run has written it
         angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
         config = apply_overrides(config, {"output.json": angles_from})
 
-    extra, server, serve_sink = [], None, None
-    if args.serve:
-        from posestream.serve.server import LiveServer
-        from posestream.stages.serve import ServeSink
+    pipeline = build_pipeline(args.source, config, require_output=True)
+    if chosen and not args.quiet:  # said once everything is checked: a bad input stays a one-line error
+        print(f"posestream: {chosen}", file=sys.stderr)
+    if pipeline.live_url:
+        print(f"live view on {pipeline.live_url}", file=sys.stderr)
+    if pipeline.random_weights:
+        print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
 
-        host, port = _parse_hostport(args.serve)
-        server = LiveServer(host=host, port=port)
-        # Bound now, before any model loads or output is claimed: a port in use refuses the run
-        # while it has touched nothing.
-        server.start()
-        serve_sink = ServeSink(server)
-        extra.append(serve_sink)
-    try:
-        if args.show:
-            from posestream.stages.show import ShowSink
-
-            extra.append(ShowSink(on_quit=lambda: pipeline.graph.request_stop()))
-        pipeline = build_pipeline(args.source, config, extra_stages=extra)
-        if serve_sink is not None:
-            serve_sink.bind(pipeline)
-            print(f"live view on {server.url}", file=sys.stderr)
-        if pipeline.random_weights:
-            print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
-
-        progress = not args.no_progress and not pipeline.live and (sys.stderr.isatty() or _force_progress())
-        code = execute(pipeline, progress=progress)
-    finally:
-        if server is not None:
-            server.stop()
+    progress = not (args.no_progress or args.quiet)
+    code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet)
+    outputs = list(pipeline.outputs)
     if angles_from is not None:
         from posestream.analytics.cli import write_angle_report
 
         csv_path, plots, rows = write_angle_report(
             angles_from, args.out_angles, threshold=args.angle_threshold, zero_phase_hz=args.zero_phase_hz
         )
-        print(f"angles: {csv_path} ({rows} rows), {len(plots)} plot(s)", file=sys.stderr)
+        outputs += [csv_path, *plots]
+    if not args.quiet:
+        _print_written(outputs)
     return code
 
 
-def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None] | None = None) -> int:
-    """Run a built pipeline to the end: progress bar, SIGTERM handling, summary table.
+def _conf_flags(conf: float | None, config) -> dict[str, object]:
+    """--conf X: the score a box needs to become a person, in every place that decides it."""
+    if conf is None:
+        return {}
+    if not 0.0 <= conf <= 1.0:
+        raise InputError(f"--conf {conf}: expected a detector score in [0, 1]")
+    t, d = config.tracker, config.detector
+    return {
+        "detector.conf": conf,
+        "tracker.new_track_threshold": conf,
+        # a track starts only from a box of the first association: keep those reachable
+        "tracker.track_activation_threshold": min(t.track_activation_threshold, conf),
+        "detector.score_threshold": min(d.score_threshold, conf),
+    }
 
+
+def _device_flags(device: str | None) -> dict[str, object]:
+    """--device cpu|cuda|cuda:N: the torch device and the onnxruntime providers of both models."""
+    if device is None:
+        return {}
+    device = device.strip().lower()
+    if device == "cpu":
+        providers = ["cpu"]
+    elif device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        providers = ["cuda", "cpu"]
+    else:
+        raise InputError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return {"pose.device": device, "pose.providers": providers, "detector.providers": providers}
+
+
+def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False,
+            on_frames: Callable[[int], None] | None = None) -> int:  # fmt: skip
+    """Run a built pipeline to the end: progress, SIGTERM handling, summary table.
+
+    progress: on a terminal a bar (files only: a live source has no end to measure against), else a
+    line every ``progress_every_s`` seconds (frames, fps, eta). quiet: no summary table.
     ``on_frames(n)`` is called a few times a second with the frames done so far (batch progress).
     Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
     (after the other stages have finalised their outputs).
@@ -260,34 +363,47 @@ def execute(pipeline, *, progress: bool = False, on_frames: Callable[[int], None
     if main:
         stop = _StopOnSignal(graph)
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    bar = lines = None
+    total = pipeline.source.frame_count
+    if progress and (sys.stderr.isatty() or _force_progress()):
+        if not pipeline.live:
+            from tqdm import tqdm
 
-        bar = tqdm(total=pipeline.source.frame_count, unit="frame", desc="posestream", dynamic_ncols=True)
+            bar = tqdm(total=total, unit="frame", desc="posestream", dynamic_ncols=True)
+    elif progress:
+        from posestream.progress import LineProgress
+
+        lines = LineProgress(None if pipeline.live else total, sys.stderr, every_s=progress_every_s)
 
     def tick(g) -> None:
         done = g.metrics[-1].frames_in
         if bar is not None:
             bar.update(done - bar.n)
+        if lines is not None:
+            lines.update(done)
         if on_frames is not None:
             on_frames(done)
 
     try:
-        result = graph.run(on_tick=tick)
+        result = graph.run(on_tick=tick if (bar or lines or on_frames) else None)
     except StageError:
-        _print_outputs(pipeline)
+        if not quiet:
+            _print_outputs(pipeline)
         raise
     finally:
-        if bar is not None:
+        if bar is not None or lines is not None or on_frames is not None:
             tick(graph)
+        if bar is not None:
             bar.close()
+        if lines is not None:
+            lines.close()
         if main:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         pipeline.release()
-    _print_summary(result, pipeline)
-    _print_outputs(pipeline)
+    if not quiet:
+        _print_summary(result, pipeline)
+        _print_outputs(pipeline)
     if result.interrupted:
         print("posestream: stopped early", file=sys.stderr)
         return 130
@@ -322,29 +438,22 @@ def _print_outputs(pipeline) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
+def _print_written(paths: list[Path]) -> None:
+    from posestream.progress import format_size, written_files
+
+    found = written_files(paths)
+    if not found:
+        print("posestream: no output file was written", file=sys.stderr)
+        return
+    width = max(len(str(p)) for p, _, _ in found)
+    print("posestream: wrote", file=sys.stderr)
+    for path, size, count in found:
+        what = f"{format_size(size)}" + (f" in {count} files" if path.is_dir() else "")
+        print(f"  {str(path):<{width}}  {what}", file=sys.stderr)
+
+
 def _force_progress() -> bool:
     return os.environ.get("POSESTREAM_PROGRESS") == "1"
-
-
-def _parse_hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise InputError(f"--serve '{text}': expected HOST:PORT, e.g. 127.0.0.1:8080")
-    if not 0 <= int(port) <= 65535:
-        raise InputError(f"--serve '{text}': port {int(port)} is out of range 0..65535")
-    return host or "127.0.0.1", int(port)
-
-
-def _check_gui() -> None:
-    import cv2
-
-    info = cv2.getBuildInformation()
-    gui = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.strip().startswith("GUI:")), "NONE")
-    if gui.upper() == "NONE":
-        raise InputError(
-            "--show needs an OpenCV build with a GUI, and this one (opencv-python-headless) has none: "
-            "use --serve 127.0.0.1:8080 and open the page in a browser"
-        )
 
 
 def _print_summary(result, pipeline) -> None:

@@ -8,7 +8,8 @@ infinities never pass) and listed by ``config_rows()`` for ``posestream config s
 YAML is bounded: aliases may not expand past ``MAX_YAML_NODES`` values, and no message echoes more
 than ``MAX_ECHO`` characters of a value.
 Built-in presets live in ``posestream/configs/*.yaml`` and are named without the suffix
-(``webcam``, ``sports``, ``bench``); ``--set section.key=value`` overrides one value (the value
+(``webcam``, ``sports``, ``bench``); a value with a path separator or a ``.yaml``/``.yml`` suffix is
+a file, anything else a preset name (see ``is_config_path``); ``--set section.key=value`` overrides one value (the value
 is parsed as YAML, so ``--set pose.providers=[cuda,cpu]`` works).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from posestream.errors import ConfigError
 __all__ = [
     "Config", "SourceConfig", "PipelineConfig", "DetectorConfig", "TrackerConfig", "PoseConfig",
     "SmoothConfig", "RenderConfig", "OutputConfig", "load_config", "preset_names", "apply_overrides",
-    "Range", "setting", "ConfigRow", "config_rows",
+    "Range", "setting", "ConfigRow", "config_rows", "is_config_path",
 ]  # fmt: skip
 
 
@@ -93,6 +95,10 @@ class SourceConfig:
     max_frames: int | None = setting(None, "stop after this many frames (null: the whole source)", COUNT)
     strict: bool = setting(False, "a corrupt packet or a file shorter than it declares stops the run (exit 2); "
                            "default: skipped and counted, like FFmpeg")  # fmt: skip
+    # Image folders, globs and stills are independent photos (no tracking, no smoothing, every
+    # detection scoring detector.conf or more posed); true: a frame sequence, tracked like a video.
+    track_images: bool = setting(False, "image folders, globs and stills: false = independent photos (no tracking, "
+                                 "every box >= detector.conf posed); true = a frame sequence, tracked")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,10 @@ class DetectorConfig:
     # person. With the tracker disabled, boxes below tracker.track_activation_threshold are dropped.
     score_threshold: float = setting(0.1, "boxes scoring below this are dropped (low on purpose: the tracker "
                                      "uses low boxes to keep tracks alive)", UNIT)  # fmt: skip
+    # A box scoring at least this is a person when nothing tracks it (photos, tracker.enabled false).
+    # 0.3: YOLOX-Nano's person recall on the COCO val subset is 0.685 there (0.648 at 0.4).
+    conf: float = setting(0.3, "a box scoring at least this is a person when nothing tracks it "
+                          "(photos, tracker off; same as run --conf)", UNIT)  # fmt: skip
     nms_iou_threshold: float = setting(0.45, "boxes overlapping more than this IoU are duplicates", UNIT)
     detect_every: int = setting(
         1, "run the detector every N frames; the tracker predicts boxes in between", Range(1, 1000))
@@ -155,15 +165,23 @@ class TrackerConfig:
     second_match_threshold: float = setting(0.5, "max cost (1 - IoU) of a match for low-score boxes", UNIT)
     lost_track_buffer: int = setting(
         30, "frames (at frame_rate) a lost track waits to be found again", Range(0, 1_000_000))
-    frame_rate: float = setting(
-        30.0, "converts lost_track_buffer to seconds (time-based, so dropped frames do not matter) (frames/s)",
-        Range(0.0, 1000.0, lo_open=True))
+    # Converts lost_track_buffer to seconds (time-based, drop-proof) and sets the Kalman noise's time
+    # unit. None: the source's nominal frame rate (so the buffer is lost_track_buffer of its frames).
+    frame_rate: float | None = setting(
+        None, "converts lost_track_buffer to seconds (time-based, so dropped frames do not matter); "
+        "null: the source's frame rate (frames/s)", Range(0.0, 1000.0, lo_open=True))  # fmt: skip
     minimum_consecutive_frames: int = setting(1, "frames a new track must be seen before it is reported", Range(1, 1000))
     # Report a lost track at its motion-predicted box for this long after its last detection, so
     # a missed detection (backlight, blur) does not cost a pose. 0 = off (live: no guessing).
     coast_lost_s: float = setting(
         0.0, "report a lost track at its predicted box this long after its last detection; 0: off (s)",
         Range(0.0, 60.0))
+    # Recorded footage (not live): hold this many seconds of frames back so that a track, once
+    # confirmed, is also reported in them from the first frame its person was detected (gaps up to
+    # coast_lost_s interpolated). Costs that much delay and memory (frames held). 0 = off.
+    backfill_s: float = setting(
+        0.0, "recorded footage: hold this many seconds of frames back so a confirmed track is reported from "
+        "its person's first detection; costs that delay and memory; 0: off (s)", Range(0.0, 60.0))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +213,22 @@ class PoseConfig:
     batch_buckets: tuple[int, ...] = setting(
         (), "pad each frame's batch of people up to one of these sizes; empty: powers of 2 on GPU, none on CPU",
         Range(1, 1024))
+    # The fast GPU path for PyTorch models; "auto" = on when the model runs on CUDA.
+    compile: Literal["auto", "true", "false"] = setting(
+        "auto", "torch.compile the pose model (the first run compiles, ~1 min); auto: on CUDA")
+    cuda_graphs: Literal["auto", "true", "false"] = setting(
+        "auto", "one captured CUDA graph per batch bucket; auto: on CUDA")
+    device_pipeline: Literal["auto", "true", "false"] = setting(
+        "auto", "warp, normalise and decode on the GPU too; auto: on CUDA")
+    # Cross-frame batching: people of consecutive frames in one model call. Lossless sources only
+    # (files, image folders); a live source always runs each frame at once. "auto" = on GPU.
+    cross_frame: Literal["auto", "true", "false"] = setting(
+        "auto", "people of consecutive frames in one model call (lossless sources only); auto: on GPU")
+    cross_frame_crops: int = setting(
+        64, "cross-frame: a batch runs once it holds this many people", Range(1, 4096))
+    cross_frame_frames: int = setting(32, "cross-frame: ... or this many frames", Range(1, 1024))
+    cross_frame_wait_s: float = setting(
+        0.5, "cross-frame: ... or when its oldest frame has waited this long (s)", Range(0.0, 60.0, lo_open=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +254,19 @@ class RenderConfig:
     enabled: bool = setting(True, "draw people on the frames of the video and live outputs")
     keypoint_threshold: float = setting(0.3, "keypoints scoring below this are not drawn", UNIT)
     draw_boxes: bool = setting(True, "draw each person's box and track id")
-    hud: bool = setting(True, "fps, latency and people count in the corner")
+    # fps, latency and people count, in a strip above the picture. None (auto): in live views
+    # (--serve, --show) only; true: also burnt into saved videos and pictures; false: nowhere.
+    hud: bool | None = setting(None, "fps, latency and people count in a strip above the picture; "
+                               "null: live views only; true: saved videos and pictures too; false: nowhere")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class OutputConfig:
-    video: str | None = setting(None, "annotated H.264 MP4 (same as --out-video)")
+    video: str | None = setting(
+        None, "annotated H.264 MP4 (same as --out-video); an image suffix (.png, .jpg) for a single still")
+    image_dir: str | None = setting(None, "image sources: annotated pictures under their own names (--out-dir)")
+    serve: str | None = setting(None, "HOST:PORT of a live view page (MJPEG + stats), e.g. 127.0.0.1:8080 (--serve)")
+    show: bool = setting(False, "a desktop window (needs an OpenCV build with a GUI) (--show)")
     json: str | None = setting(None, "keypoints as JSON Lines, one line per frame (same as --out-json)")
     csv: str | None = setting(None, "keypoints as CSV, one row per person and frame (same as --out-csv)")
     crf: int = setting(20, "H.264 quality: lower = better and bigger (0 = lossless)", Range(0, 51))
@@ -320,17 +361,32 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     return _build(Config, data, "")
 
 
+def is_config_path(value: str) -> bool:
+    """Whether a ``--config`` value names a file: it has a path separator or a .yaml/.yml suffix.
+
+    Anything else is a preset name, so a file or folder called ``sports`` in the current directory
+    never shadows the preset (write ``./sports`` to mean the file).
+    """
+    seps = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return any(sep in value for sep in seps) or Path(value).suffix.lower() in (".yaml", ".yml")
+
+
 def _read_yaml(name_or_path: str) -> dict[str, Any]:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if is_config_path(name_or_path):
+        path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file '{path}' {what}")
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file '{path}' cannot be read: {exc}") from None
     else:
         preset = resources.files("posestream") / "configs" / f"{name_or_path}.yaml"
         if not preset.is_file():
             raise ConfigError(
-                f"unknown config '{name_or_path}': not a file and not a preset ({', '.join(preset_names())})"
+                f"unknown config '{name_or_path}': presets are {', '.join(preset_names())}; "
+                f"a YAML file needs a path separator or a .yaml/.yml suffix (e.g. ./{name_or_path}.yaml)"
             )
         text, where = preset.read_text(encoding="utf-8"), f"preset '{name_or_path}'"
     data = _safe_yaml(text, f"config {where}")

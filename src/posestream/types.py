@@ -43,12 +43,15 @@ class Frame:
     index: 0-based position in the stream (counts decoded frames, not dropped ones).
     pts: presentation time in seconds from the container (variable frame rate stays correct).
     t_capture: ``time.monotonic()`` when the frame left the decoder (for capture-to-render latency).
+    name: for image sources, the picture's file name (relative to the folder, or to the glob's base);
+        None for video.
     """
 
     index: int
     pts: float
     t_capture: float
     image: np.ndarray
+    name: str | None = None
 
     def __post_init__(self) -> None:
         _check("Frame.image", self.image, (None, None, 3))
@@ -112,12 +115,15 @@ class Poses:
     scores: (N, K) float32 in [0, 1] (heatmap peak values).
     xyxy: (N, 4) float32, the box each pose was estimated in.
     track_id: (N,) int64; -1 where the person is not tracked.
+    box_score: (N,) float32, the detector's score of the person's box (tracked: the score of the
+        detection last matched to the track). Omitted: all NaN (unknown).
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     xyxy: np.ndarray
     track_id: np.ndarray
+    box_score: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check("Poses.keypoints", self.keypoints, (None, None, 2))
@@ -125,6 +131,9 @@ class Poses:
         _check("Poses.scores", self.scores, (n, k))
         _check("Poses.xyxy", self.xyxy, (n, 4))
         _check("Poses.track_id", self.track_id, (n,))
+        if self.box_score is None:
+            object.__setattr__(self, "box_score", np.full((n,), np.nan, np.float32))
+        _check("Poses.box_score", self.box_score, (n,))
 
     @classmethod
     def empty(cls, num_keypoints: int = 17) -> Poses:
@@ -139,7 +148,15 @@ class Poses:
     def from_tracks(cls, tracks: Tracks) -> Poses:
         """People with boxes and ids but no keypoints (K = 0): a run without a pose model."""
         n = len(tracks)
-        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id)
+        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), tracks.xyxy, tracks.track_id,
+                   tracks.score.astype(np.float32))
+
+    @classmethod
+    def from_detections(cls, detections: Detections) -> Poses:
+        """Untracked people with boxes but no keypoints (K = 0): detection only (photos, no pose model)."""
+        n = len(detections)
+        return cls(np.zeros((n, 0, 2), np.float32), np.zeros((n, 0), np.float32), detections.xyxy,
+                   np.full((n,), -1, np.int64), detections.score.astype(np.float32))  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -167,10 +184,12 @@ class Packet:
 
     @property
     def people(self) -> Poses | None:
-        """The poses, else the tracked boxes as keypoint-less poses, else None."""
+        """The poses, else the tracked boxes, else the detected boxes (as keypoint-less poses), else None."""
         if self.poses is not None:
             return self.poses
-        return Poses.from_tracks(self.tracks) if self.tracks is not None else None
+        if self.tracks is not None:
+            return Poses.from_tracks(self.tracks)
+        return Poses.from_detections(self.detections) if self.detections is not None else None
 
     def with_(self, **changes: object) -> Packet:
         """A copy with ``changes`` applied (timings dict is shared on purpose: the runtime fills it)."""

@@ -40,11 +40,12 @@ def test_text_file_as_weights_and_as_onnx(shared, tmp_path, capsys):
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint\n")
     clip = str(shared / "media" / "mmpose_demo.mp4")
-    code, err = _run(["run", clip, "--variant", "s", "--weights", str(text)], capsys)
+    out = ["--out-json", str(tmp_path / "o.jsonl")]  # (a run that would write nothing stops before the models)
+    code, err = _run(["run", clip, "--variant", "s", "--weights", str(text), *out], capsys)
     assert code == 2 and str(text) in err and len(err.splitlines()) == 1
     onnx_text = tmp_path / "model.onnx"
     onnx_text.write_text("not a model\n")
-    code, err = _run(["run", clip, "--pose-model", str(onnx_text)], capsys)
+    code, err = _run(["run", clip, "--pose-model", str(onnx_text), *out], capsys)
     assert code == 2 and str(onnx_text) in err and len(err.splitlines()) == 1
 
 

@@ -33,8 +33,8 @@ def _source_times(path):
 def test_run_shared_clip_writes_h264_with_source_pts_and_one_json_line_per_frame(shared, tmp_path, capsys):
     src = shared / "media" / "pose2sim_singleperson_cam01.mp4"
     out_video, out_json, out_csv = tmp_path / "o.mp4", tmp_path / "o.jsonl", tmp_path / "o.csv"
-    code = cli.main(["run", str(src), "--out-video", str(out_video), "--out-json", str(out_json),
-                     "--out-csv", str(out_csv)])  # fmt: skip
+    code = cli.main(["run", str(src), "--pose-model", "none", "--out-video", str(out_video), "--out-json",
+                     str(out_json), "--out-csv", str(out_csv)])  # fmt: skip
     assert code == 0
     codec, pix, times = _video_facts(out_video)
     assert (codec, pix, len(times)) == ("h264", "yuv420p", 100)
@@ -98,7 +98,7 @@ def test_signal_mid_run_stops_cleanly_and_outputs_stay_readable(make_video, tmp_
     out_video, out_json = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "posestream", "run", str(src), "--realtime", "--out-video", str(out_video),
-         "--out-json", str(out_json)],
+         "--out-json", str(out_json), "--pose-model", "none"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     _wait_for_lines(out_json, 15)  # the graph is running: mid-stream, not during start-up
@@ -129,7 +129,7 @@ def test_signal_mid_run_stops_cleanly_and_outputs_stay_readable(make_video, tmp_
         (["run", "{shared}/media/mmpose_demo.mp4", "--max-frames", "x"], "invalid int value"),
         (["run", "{shared}/media/mmpose_demo.mp4", "--serve", "localhost"], "expected HOST:PORT"),
         (["run", "{shared}/media/mmpose_demo.mp4", "--show"], "use --serve"),
-        (["run", "{shared}/media/mmpose_demo.mp4", "--detector", "{text}"], "{text}"),
+        (["run", "{shared}/media/mmpose_demo.mp4", "--detector", "{text}", "--out-json", "{tmp}/o.jsonl"], "{text}"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(shared, tmp_path, make_video, args, message, capsys):
@@ -163,7 +163,8 @@ class _nullcontext:
 def test_serve_flag_serves_frames_and_stats(make_video):
     src = _long_clip(make_video)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "posestream", "run", str(src), "--realtime", "--serve", "127.0.0.1:0"],
+        [sys.executable, "-m", "posestream", "run", str(src), "--realtime", "--serve", "127.0.0.1:0",
+         "--pose-model", "none"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

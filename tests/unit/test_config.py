@@ -69,6 +69,34 @@ def test_config_is_frozen():
         Config().tracker.frame_rate = 5  # type: ignore[misc]
 
 
+def test_presets_are_names_and_files_are_paths(tmp_path, monkeypatch):
+    # A folder or file called like a preset in the working directory never replaces the preset.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sports").mkdir()
+    (tmp_path / "webcam").write_text("")
+    (tmp_path / "bench").write_text("smooth:\n  filter: kalman\n")
+    assert load_config("sports").smooth.filter == "kalman" and load_config("sports").source.live == "false"
+    assert load_config("webcam").source.live == "true"  # not the empty file
+    assert load_config("bench").smooth.filter == "none"  # not ./bench
+    # The same names as paths are files.
+    assert load_config("./bench").smooth.filter == "kalman"
+    with pytest.raises(ConfigError, match="'sports' is a folder"):
+        load_config("./sports")
+    (tmp_path / "mine.yml").write_text("tracker:\n  lost_track_buffer: 7\n")
+    assert load_config("mine.yml").tracker.lost_track_buffer == 7  # a suffix alone makes it a path
+    with pytest.raises(ConfigError, match=r"unknown config 'mine': presets are bench, sports, webcam.*\./mine\.yaml"):
+        load_config("mine")
+
+
+def test_verbosity_flags_are_taken_from_anywhere_on_the_line():
+    from posestream.cli import split_verbosity
+
+    assert split_verbosity(["-v", "run", "x.mp4"]) == (["run", "x.mp4"], 1, False)
+    assert split_verbosity(["run", "x.mp4", "-vv", "--out-json", "o"]) == (["run", "x.mp4", "--out-json", "o"], 2, False)
+    assert split_verbosity(["run", "-q", "x", "--verbose"]) == (["run", "x"], 1, True)
+    assert split_verbosity(["run", "--", "-v"]) == (["run", "--", "-v"], 0, False)  # after -- it is an argument
+
+
 # --------------------------------------------------------------------------- schema and ranges (issue 10)
 import dataclasses  # noqa: E402
 import time  # noqa: E402

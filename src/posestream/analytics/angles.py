@@ -23,7 +23,8 @@ Conventions (all angles in degrees, image coordinates: x to the right, y *down*)
   below ``threshold``, or when a segment has zero length.
 
 Time series. A signed angle such as ``trunk_lean`` jumps by 360 when it crosses +-180 (a gymnast's
-rotation); :func:`unwrap_deg` removes those jumps, NaN-aware. :func:`angular_velocity` differentiates
+rotation); :func:`unwrap_deg` removes those jumps, NaN-aware, so derivatives and filters see a
+continuous series, and :func:`wrap_deg` brings the result back into (-180, 180] for reporting. :func:`angular_velocity` differentiates
 against the real ``pts`` (dropped frames, variable frame rate). :func:`smooth_zero_phase` is an
 *offline* forward-backward Butterworth filter (``scipy.signal.filtfilt``): zero phase means no lag,
 but each output sample depends on future samples, so a causal live filter (``posestream.filters``)
@@ -42,7 +43,7 @@ from posestream.types import COCO_KEYPOINTS
 
 __all__ = [
     "JOINT_ANGLES", "ANGLE_NAMES", "SIGNED_ANGLES", "interior_angle", "segment_angle", "joint_angles",
-    "unwrap_deg", "angular_velocity", "smooth_zero_phase", "finite_runs",
+    "unwrap_deg", "wrap_deg", "angular_velocity", "smooth_zero_phase", "finite_runs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,13 @@ def unwrap_deg(angles: np.ndarray, period: float = 360.0) -> np.ndarray:
     out = np.full_like(a, np.nan)
     finite = np.isfinite(a)
     out[finite] = np.unwrap(a[finite], period=period)
+    return out
+
+
+def wrap_deg(angles: np.ndarray) -> np.ndarray:
+    """Angles in degrees mapped into (-180, 180] (any shape); NaN stays NaN."""
+    a = np.asarray(angles, np.float64)
+    out = 180.0 - np.mod(180.0 - a, 360.0)  # 180 -> 180, -180 -> 180, 190 -> -170
     return out
 
 

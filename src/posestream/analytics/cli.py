@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from posestream.errors import InputError
@@ -33,11 +34,19 @@ def add_angle_options(parser: argparse.ArgumentParser) -> None:
 def write_angle_report(keypoints: str | Path, out_dir: str | Path, *, threshold: float = 0.3,
                        zero_phase_hz: float | None = None) -> tuple[Path, list[Path], int]:  # fmt: skip
     """Read the keypoints file; write ``angles.csv`` and the plots. Returns (csv, plots, rows)."""
-    from posestream.analytics.report import plot_angles, read_keypoints_jsonl, write_angles_csv  # scipy: lazy
+    from posestream.analytics.report import (  # scipy: lazy
+        has_keypoints, plot_angles, read_keypoints_jsonl, write_angles_csv,
+    )
 
     if zero_phase_hz is not None and zero_phase_hz <= 0:
         raise InputError(f"--zero-phase-hz must be > 0 Hz, got {zero_phase_hz}")
     records = read_keypoints_jsonl(keypoints)
+    if records and not has_keypoints(records):
+        print(f"posestream: note: {keypoints} holds boxes and track ids only (a tracking-only run, no pose "
+              "model): the angle columns stay empty; run with a pose model for joint angles", file=sys.stderr)
+    elif not any(r.track_id >= 0 for r in records):
+        print(f"posestream: note: {keypoints} has no tracked person (track_id >= 0): no angles to report",
+              file=sys.stderr)  # fmt: skip
     out_dir = Path(out_dir)
     csv_path = out_dir / "angles.csv"
     rows = write_angles_csv(records, csv_path, threshold=threshold, smooth_cutoff_hz=zero_phase_hz)

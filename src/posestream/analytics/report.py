@@ -6,12 +6,16 @@ reads the pipeline's JSON Lines output (one line per frame)::
     {"frame": 0, "pts": 0.0, "people": [{"track_id": 3, "box_xyxy": [x1, y1, x2, y2],
                                          "keypoints": [[x, y, score], ... 17 of them]}]}
 
-Unknown keys are ignored. Records are grouped per track id (untracked people, ``track_id == -1``,
+Unknown keys are ignored. A tracking-only run (detector, no pose model) writes ``"keypoints": []``:
+such records are read with K = 0 keypoints and every angle of them is NaN (``has_keypoints`` tells
+a caller to say so). Records are grouped per track id (untracked people, ``track_id == -1``,
 are skipped: they are not the same person from frame to frame) and sorted by frame. Per track and
 angle (see ``angles.py`` for the conventions): compute the angle per frame; unwrap the signed ones
-(``trunk_lean`` may then leave (-180, 180] for a rotating athlete, but stays continuous); optionally
-smooth with the offline zero-phase filter (``smooth_zero_phase_hz``); then the angular velocity
-against ``pts``, from the smoothed angles when smoothing is on.
+so they are continuous; optionally smooth with the offline zero-phase filter
+(``smooth_zero_phase_hz``); then the angular velocity against ``pts``, from the smoothed angles when
+smoothing is on. Signed angles are reported wrapped back into (-180, 180] (a rotating athlete's
+``trunk_lean`` stays readable); their velocity is that of the continuous series, so a wrap is no
+spike.
 
 CSV (:func:`write_angles_csv`): one row per frame and track, sorted by frame then track id; columns
 ``frame, pts, track_id``, then ``<angle>_deg`` for each angle, then ``<angle>_deg_s`` (degrees per
@@ -32,11 +36,14 @@ import numpy as np
 
 from posestream.analytics.angles import (
     ANGLE_NAMES, JOINT_ANGLES, SIGNED_ANGLES, angular_velocity, joint_angles, smooth_zero_phase, unwrap_deg,
+    wrap_deg,
 )
 from posestream.errors import InputError
 
 __all__ = ["PoseRecord", "TrackAngles", "read_keypoints_jsonl", "track_angles", "write_angles_csv",
-           "plot_angles", "csv_columns"]
+           "plot_angles", "track_figure", "csv_columns", "has_keypoints", "NO_DATA_NOTE"]
+
+NO_DATA_NOTE = "no keypoints above threshold {threshold:g}"
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +90,8 @@ def read_keypoints_jsonl(path: str | Path) -> list[PoseRecord]:
             frame, pts = int(item["frame"]), float(item["pts"])
             for person in item.get("people", []):
                 kps = np.asarray(person["keypoints"], dtype=np.float64)  # (K, 3) x, y, score
+                if kps.size == 0:  # a tracking-only run: boxes and ids, no keypoints
+                    kps = np.zeros((0, 3), np.float64)
                 if kps.ndim != 2 or kps.shape[1] != 3:
                     raise ValueError(f"keypoints must be a list of [x, y, score], got shape {kps.shape}")
                 records.append(PoseRecord(frame, pts, int(person.get("track_id", -1)), kps[:, :2], kps[:, 2]))
@@ -90,6 +99,11 @@ def read_keypoints_jsonl(path: str | Path) -> list[PoseRecord]:
             what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
             raise InputError(f"{path}:{lineno}: bad keypoints record: {what}") from exc
     return records
+
+
+def has_keypoints(records: Iterable[PoseRecord]) -> bool:
+    """Whether any record carries keypoints (False for a tracking-only run's file)."""
+    return any(len(r.scores) for r in records)
 
 
 def track_angles(records: Iterable[PoseRecord], *, threshold: float = 0.3,
@@ -122,15 +136,19 @@ def track_angles(records: Iterable[PoseRecord], *, threshold: float = 0.3,
         if dup.size:
             raise ValueError(f"track_angles: track {tid} appears twice in frame {frame[dup[0]]}")
         pts = np.array([r.pts for r in recs], np.float64)
-        angles = joint_angles(np.stack([r.keypoints for r in recs]), np.stack([r.scores for r in recs]),
-                              threshold)
+        if any(len(r.scores) == 0 for r in recs):  # boxes only (tracking-only run): nothing to measure
+            angles = {name: np.full(len(recs), np.nan) for name in ANGLE_NAMES}
+        else:
+            angles = joint_angles(np.stack([r.keypoints for r in recs]), np.stack([r.scores for r in recs]),
+                                  threshold)
         velocities = {}
         for name in ANGLE_NAMES:
-            series = unwrap_deg(angles[name]) if name in SIGNED_ANGLES else angles[name]
+            signed = name in SIGNED_ANGLES
+            series = unwrap_deg(angles[name]) if signed else angles[name]
             if smooth_cutoff_hz is not None:
                 series = smooth_zero_phase(series, pts, smooth_cutoff_hz)
-            angles[name] = series
-            velocities[name] = angular_velocity(series, pts)
+            velocities[name] = angular_velocity(series, pts)  # of the continuous series: no wrap spikes
+            angles[name] = wrap_deg(series) if signed else series
         out[tid] = TrackAngles(tid, frame, pts, angles, velocities)
     return out
 
@@ -164,37 +182,62 @@ def write_angles_csv(records: Iterable[PoseRecord], path: str | Path, *, thresho
 
 def plot_angles(records: Iterable[PoseRecord], out_dir: str | Path, *, threshold: float = 0.3,
                 smooth_cutoff_hz: float | None = None) -> list[Path]:
-    """One PNG per track, ``angles_track_<id>.png``: joint angles (top) and trunk lean (bottom) over pts.
+    """One PNG per track, ``angles_track_<id>.png`` (see :func:`track_figure`).
 
-    Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so it is
-    safe off the main thread. Returns the written paths in increasing track id.
+    Returns the written paths in increasing track id.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for tid, ta in track_angles(records, threshold=threshold, smooth_cutoff_hz=smooth_cutoff_hz).items():
-        fig = Figure(figsize=(10, 6), dpi=100, layout="constrained")
-        FigureCanvasAgg(fig)
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-        for name in JOINT_ANGLES:
-            top.plot(ta.pts, ta.angles[name], label=name, linestyle="-" if name.startswith("left") else "--")
-        top.set_ylabel("interior angle (deg)")
-        top.set_ylim(-5, 185)
-        top.legend(ncol=4, fontsize="small")
-        smoothed = f", zero-phase smoothed at {smooth_cutoff_hz:g} Hz" if smooth_cutoff_hz else ""
-        top.set_title(f"track {tid}{smoothed}")
-        for name in SIGNED_ANGLES:
-            bottom.plot(ta.pts, ta.angles[name], label=name, color="k")
-        bottom.set_ylabel("trunk lean (deg, + = toward +x)")
-        bottom.set_xlabel("pts (s)")
+        fig = track_figure(ta, threshold=threshold, smooth_cutoff_hz=smooth_cutoff_hz)
         path = out_dir / f"angles_track_{tid}.png"
         fig.savefig(path)
         paths.append(path)
     logger.info("wrote %d angle plots to %s", len(paths), out_dir)
     return paths
+
+
+def track_figure(ta: TrackAngles, *, threshold: float = 0.3, smooth_cutoff_hz: float | None = None):
+    """The figure of one track over pts: joint angles, their angular velocities, trunk lean.
+
+    A panel with nothing to draw (every keypoint it needs below ``threshold``, or no keypoints at
+    all) says so in its middle instead of showing blank axes. Trunk lean is drawn wrapped into
+    (-180, 180], broken where it wraps. Uses matplotlib's object API with the Agg canvas (no
+    pyplot, no global backend switch), so it is safe off the main thread.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, middle, bottom = fig.subplots(3, 1, sharex=True, height_ratios=(3, 2, 1.5))
+    note = NO_DATA_NOTE.format(threshold=threshold)
+    for name in JOINT_ANGLES:
+        style = "-" if name.startswith("left") else "--"
+        top.plot(ta.pts, ta.angles[name], label=name, linestyle=style)
+        middle.plot(ta.pts, ta.velocities[name], label=name, linestyle=style)
+    top.set_ylabel("interior angle (deg)")
+    top.set_ylim(-5, 185)
+    middle.set_ylabel("angular velocity (deg/s)")
+    middle.axhline(0.0, color="0.7", linewidth=0.8)
+    smoothed = f", zero-phase smoothed at {smooth_cutoff_hz:g} Hz" if smooth_cutoff_hz else ""
+    top.set_title(f"track {ta.track_id}{smoothed}")
+    for name in SIGNED_ANGLES:
+        lean = ta.angles[name].copy()
+        jumps = np.flatnonzero(np.abs(np.diff(lean)) > 180.0)  # a wrap: do not draw a vertical line
+        bottom.plot(np.insert(ta.pts, jumps + 1, np.nan), np.insert(lean, jumps + 1, np.nan), label=name, color="k")
+    bottom.set_ylabel("trunk lean (deg, + = toward +x)")
+    bottom.set_ylim(-185, 185)
+    bottom.set_xlabel("pts (s)")
+    for ax, names in ((top, JOINT_ANGLES), (middle, JOINT_ANGLES), (bottom, SIGNED_ANGLES)):
+        series = ta.velocities if ax is middle else ta.angles
+        if any(np.isfinite(series[n]).any() for n in names):
+            if ax is not bottom:
+                ax.legend(ncol=4, fontsize="small")
+        else:
+            ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="0.4")
+    return fig
 
 
 def _cell(value: float) -> str | float:

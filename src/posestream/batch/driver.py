@@ -3,8 +3,9 @@
 Without an address, Ray starts on this machine (``workers`` x ``cpus_per_task`` CPUs) and stops at
 the end; with one (``host:port`` of a running cluster, or ``ray://host:10001`` through Ray
 Client) the tasks run on that cluster, which must see the inputs and OUT_DIR at the same paths (a
-shared file system). Each video is one task declaring ``num_cpus`` / ``num_gpus``; its CPU threads
-(ONNX Runtime intra-op, OpenCV, PyTorch) are set to its CPU share so tasks do not oversubscribe.
+shared file system). Each video is one task declaring ``num_cpus`` / ``num_gpus``; its CPU share
+becomes the run's thread budget (``pipeline.cores``: inference, decoder and encoder threads; OpenCV
+and PyTorch too), so tasks do not oversubscribe the machine.
 A task whose worker process dies is retried by Ray (``retries``); a video that fails is recorded
 and the batch goes on. Ctrl-C cancels the running tasks (their hidden folders are removed) and
 keeps the finished videos.

@@ -47,14 +47,17 @@ class TaskOptions:
 
 
 def video_config(config: Config, job: VideoJob, threads: int) -> Config:
-    """The run's config for one video: its manifest options, then the task's thread budget."""
-    return apply_overrides(config, {**job.options(), "pose.threads": threads, "detector.threads": threads})
+    """The run's config for one video: its manifest options, then the task's CPU share as the
+    pipeline's thread budget (``pipeline.cores``: shared out among pose, detector, decoder, encoder)."""
+    return apply_overrides(config, {**job.options(), "pipeline.cores": threads})
 
 
 def config_digest(config: Config) -> str:
     """A fingerprint of what decides a video's results (outputs and thread counts left out)."""
     neutral = apply_overrides(config, {"output.video": None, "output.json": None, "output.csv": None,
-                                       "pose.threads": 1, "detector.threads": 1})  # fmt: skip
+                                       "pipeline.cores": 0, "pipeline.decode_threads": 0,
+                                       "pipeline.encode_threads": 0, "pose.threads": 0,
+                                       "detector.threads": 0})  # fmt: skip
     return hashlib.sha1(repr(dataclasses.asdict(neutral)).encode()).hexdigest()[:12]
 
 
@@ -62,7 +65,7 @@ def _models_for(config: Config):
     global _model_loads
     from posestream.app import load_models
 
-    key = repr((config.pose, config.detector, config.tracker))
+    key = repr((config.pose, config.detector, config.tracker, config.pipeline.cores))
     if key in _MODEL_CACHE:
         _MODEL_CACHE.move_to_end(key)
         return _MODEL_CACHE[key]

@@ -43,6 +43,7 @@ class E2ESettings:
     frames: int
     threads: int | None  # None: the run's own CPU thread budget
     video_dir: Path | None  # None: no render, no video (--no-video)
+    pose_overrides: tuple[tuple[str, object], ...] = ()  # e.g. (("pose.cross_frame", "true"),)
 
 
 class BackendNotGranted(Exception):
@@ -84,6 +85,7 @@ def pose_config(spec: BackendSpec, source: PoseModelSource, settings: E2ESetting
         overrides |= {"pose.device": spec.device, "pose.precision": spec.dtype}
     if video is not None:
         overrides["output.video"] = str(video)
+    overrides |= dict(settings.pose_overrides)
     return apply_overrides(load_config("bench"), overrides)
 
 
@@ -164,7 +166,8 @@ def _graph_pass(spec, source, settings, frame0, video) -> dict:
         "wall_s": round(result.wall_s, 3),
         "frames": frames,
         "model_calls": estimator.model_calls - calls_before,
-        "batch_buckets": None if estimator.batch_buckets is None else list(estimator.batch_buckets),
+        "batch_buckets": _buckets(estimator),
+        "pose_path": _pose_path(pipeline),
         "stages": [s.as_dict() for s in result.stages],
         "video": str(video) if video is not None else None,
         "granted": granted,
@@ -173,16 +176,39 @@ def _graph_pass(spec, source, settings, frame0, video) -> dict:
     }
 
 
+def _buckets(estimator) -> list[int] | None:
+    buckets = getattr(estimator, "batch_buckets", None)
+    return None if buckets is None else list(buckets)
+
+
+def _pose_path(pipeline) -> dict:
+    """How the pose stage ran: which estimator, and cross-frame batching (its limits) or not."""
+    pose = next(s for s in pipeline.graph.stages if s.name == "pose")
+    batcher = pose.batcher
+    limits = None
+    if batcher is not None:
+        limits = {"max_crops": batcher.max_crops, "max_frames": batcher.max_frames}
+        limits["max_wait_s"] = batcher.max_wait_s
+    return {"estimator": type(pose.estimator).__name__, "cross_frame": limits}
+
+
 def _loop_pass(spec, source, settings, frame0, video, *, batch_buckets: tuple[int, ...] | None) -> dict:
-    """Source and stages called in turn on this thread; per-step wall times."""
+    """Source and stages called in turn on this thread; per-step wall times.
+
+    batch_buckets: the peers' loop (e.g. ``(1,)``: one model call per person, OpenCV warp and numpy
+    decode on the CPU, no cross-frame batching); None = the pose path the app built for the graph.
+    """
     from posestream.estimation.topdown import TopDownEstimator
+    from posestream.pipeline import Many
 
     pipeline, _ = _build(spec, source, settings, video)
     graph = pipeline.graph
     pose = next(s for s in graph.stages if s.name == "pose")
-    if batch_buckets is not None:  # else the graph's own batching (the app picks it per device)
+    if batch_buckets is not None:
         pose.estimator = TopDownEstimator(pose.estimator.backend, batch_buckets=batch_buckets)
+        pose.batcher = None
     estimator = pose.estimator
+    pose_path = _pose_path(pipeline)
     _warm_up(pipeline, estimator, frame0)
     calls_before = estimator.model_calls
 
@@ -191,6 +217,24 @@ def _loop_pass(spec, source, settings, frame0, video, *, batch_buckets: tuple[in
     people: list[int] = []
     frames = 0
     opened: list = []
+
+    def run_from(first: int, items: list) -> None:  # items through stages[first:], as the graph would
+        nonlocal frames
+        for packet in items:
+            for i in range(first, len(graph.stages)):
+                stage = graph.stages[i]
+                t0 = time.perf_counter()
+                packet = stage.process(packet)
+                times[stage.name].append(time.perf_counter() - t0)
+                if isinstance(packet, Many):  # a batching stage: what it released goes on from here
+                    run_from(i + 1, list(packet))
+                    break
+                if packet is None:
+                    break
+            else:
+                frames += 1
+                people.append(len(packet.poses) if packet.poses is not None else 0)
+
     t_start = time.monotonic()
     try:
         graph.source.open()
@@ -203,15 +247,15 @@ def _loop_pass(spec, source, settings, frame0, video, *, batch_buckets: tuple[in
             if packet is None:
                 break
             times[graph.source.name].append(time.perf_counter() - t0)
-            for stage in graph.stages:
+            run_from(0, [packet])
+        for i, stage in enumerate(graph.stages):  # end of stream: what batching stages still hold
+            flush = getattr(stage, "flush", None)
+            if flush is not None:
                 t0 = time.perf_counter()
-                packet = stage.process(packet)
-                times[stage.name].append(time.perf_counter() - t0)
-                if packet is None:
-                    break
-            else:
-                frames += 1
-                people.append(len(packet.poses) if packet.poses is not None else 0)
+                held = list(flush() or ())
+                if times[stage.name]:  # added to the stage's last call, so its mean stays per frame
+                    times[stage.name][-1] += time.perf_counter() - t0
+                run_from(i + 1, held)
     finally:
         for stage in reversed(opened):
             stage.close()
@@ -222,7 +266,8 @@ def _loop_pass(spec, source, settings, frame0, video, *, batch_buckets: tuple[in
         "wall_s": round(wall, 3),
         "frames": frames,
         "model_calls": estimator.model_calls - calls_before,
-        "batch_buckets": None if estimator.batch_buckets is None else list(estimator.batch_buckets),
+        "batch_buckets": _buckets(estimator),
+        "pose_path": pose_path,
         "people_per_frame": round(float(np.mean(people)), 3) if people else 0.0,
         "stages": [_step_stats(name, times[name]) for name in steps],
         "video": str(video) if video is not None and batch_buckets is not None else None,

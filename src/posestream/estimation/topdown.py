@@ -103,6 +103,15 @@ class TopDownEstimator:
         in_h, in_w = self.backend.input_size_hw
         center, scale = xyxy_to_center_scale(xyxy, aspect_wh=in_w / in_h, padding=self.padding)
         crops = warp_crops(image_bgr, center, scale, (in_w, in_h))  # (N, H, W, 3) uint8 BGR
+        return self._run_crops(crops, center, scale, t0)
+
+    def _run_crops(
+        self, crops: np.ndarray, center: np.ndarray, scale: np.ndarray, t0: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, H, W, 3) uint8 BGR crops -> padded batches -> model -> decoded keypoints, scores."""
+        t0 = time.perf_counter() if t0 is None else t0
+        n, k = len(crops), self.backend.num_keypoints
+        in_h, in_w = self.backend.input_size_hw
         backend, chunk = self.backend, self.max_chunk or n
         batches = []
         for start in range(0, n, chunk):  # one chunk unless N > max_chunk
@@ -125,3 +134,49 @@ class TopDownEstimator:
         t3 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "model": t2 - t1, "postprocess": t3 - t2}
         return keypoints, scores
+
+    def warm_up(self, sizes: Sequence[int] | None = None) -> float:
+        """Let a torch backend compile / capture for these batch sizes (default: this estimator's
+        buckets) before the first frame; seconds (0 for backends with nothing to prepare)."""
+        warm = getattr(self.backend, "warm_up", None)
+        if warm is None:
+            return 0.0
+        return float(warm(tuple(sizes) if sizes is not None else self.batch_buckets))
+
+    def upload(self, image_bgr: np.ndarray) -> np.ndarray:
+        """Nothing to do: the frame stays in host memory (the device estimator moves it here)."""
+        return image_bgr
+
+    def estimate_frames(
+        self, images_bgr: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every person of several frames through one batched call (chunked as ``estimate`` chunks).
+
+        images_bgr: F frames (H, W, 3) uint8; boxes: F arrays (N_f, 4) xyxy. Returns F pairs
+        ``(keypoints (N_f, K, 2), scores (N_f, K))`` in order. Crops are cut frame by frame (the
+        frames may differ in size) and run together, so the model sees one batch.
+        """
+        if len(images_bgr) != len(boxes):
+            raise ValueError(f"{len(images_bgr)} frames but {len(boxes)} box arrays")
+        if len(images_bgr) == 1:
+            return [self.estimate(images_bgr[0], boxes[0])]
+        boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in boxes]
+        counts = [len(b) for b in boxes]
+        k = self.backend.num_keypoints
+        in_h, in_w = self.backend.input_size_hw
+        centers, scales, crops = [], [], []
+        for image, xyxy in zip(images_bgr, boxes):
+            if len(xyxy):
+                center, scale = xyxy_to_center_scale(xyxy, aspect_wh=in_w / in_h, padding=self.padding)
+                centers.append(center)
+                scales.append(scale)
+                crops.append(warp_crops(image, center, scale, (in_w, in_h)))
+        if not crops:
+            return [(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)) for _ in boxes]
+        center, scale = np.concatenate(centers), np.concatenate(scales)
+        keypoints, scores = self._run_crops(np.concatenate(crops), center, scale)
+        out, start = [], 0
+        for n in counts:
+            out.append((keypoints[start : start + n], scores[start : start + n]))
+            start += n
+        return out

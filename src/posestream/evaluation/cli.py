@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from posestream.errors import InputError
@@ -134,4 +135,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("wrote %s, %s, %s", out / "results.json", json_path, md_path)
     line = "  ".join(f"{name} {report.stats[name]:.3f}" for name in COCO_STAT_NAMES[:6])
     print(f"{line}\n(report: {md_path})")
+    if backend.random_weights:  # on the terminal too, not only in the report files
+        print("posestream: WARNING: RANDOM WEIGHTS: this model was not loaded from a checkpoint; its AP "
+              "measures noise", file=sys.stderr)  # fmt: skip
     return 0

@@ -160,8 +160,15 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "engine":
         from posestream.export.tensorrt import build_engine
 
+        from posestream.runtime.engine_cache import detect_engine_key, file_sha256, write_engine_record
+
         engine = build_engine(onnx_out, args.out, fp16=args.fp16)
         print(f"  engine          {engine} ({engine.stat().st_size / 1e6:.1f} MB)")
+        key = detect_engine_key()
+        if key is not None:  # the GPU and TensorRT version the engine is bound to, beside it
+            check = {"max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance, "reference": "pytorch"}
+            record = write_engine_record(engine, key, file_sha256(onnx_out), check)
+            print(f"  built for       {key.describe()} (recorded in {record})")
     if weights is None:
         print(RANDOM_WEIGHTS_WARNING, file=sys.stderr)
     return 0

@@ -127,7 +127,7 @@ class PoseSmoother:
                 filt = self._filters[tid] = self._factory()
             keypoints[i] = filt(poses.keypoints[i], t, poses.scores[i])
             self._last_seen[tid] = t
-        return Poses(keypoints, poses.scores, poses.xyxy, poses.track_id)
+        return Poses(keypoints, poses.scores, poses.xyxy, poses.track_id, poses.box_score)
 
     def _forget(self, t: float) -> None:
         stale = [tid for tid, seen in self._last_seen.items() if t - seen > self.forget_after_s]

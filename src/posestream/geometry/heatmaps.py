@@ -40,7 +40,10 @@ import numpy as np
 
 from posestream.geometry.affine import apply_affine, udp_inverse_matrix
 
-__all__ = ["decode_heatmaps", "heatmap_argmax", "refine_dark_udp", "blurred_neighbourhood"]
+__all__ = [
+    "decode_heatmaps", "heatmap_argmax", "refine_dark_udp", "blurred_neighbourhood", "BLUR_BORDERS",
+    "MAX_DARK_OFFSET", "dark_step", "check_decode_inputs",
+]  # fmt: skip
 
 # OpenCV border names -> the numpy.pad mode that extends a map the same way.
 _NUMPY_PAD_MODES = {
@@ -49,6 +52,7 @@ _NUMPY_PAD_MODES = {
     "replicate": "edge",  # cv2.BORDER_REPLICATE: aaaaaa|abcdefgh
     "constant": "constant",  # cv2.BORDER_CONSTANT with 0: 000000|abcdefgh
 }
+BLUR_BORDERS: tuple[str, ...] = tuple(_NUMPY_PAD_MODES)
 
 
 def heatmap_argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +148,17 @@ def refine_dark_udp(
     def at(dx: int, dy: int) -> np.ndarray:  # (N, K) log of the blurred map at the peak + (dx, dy)
         return log_hm[person, joint, row[..., dy + 1], col[..., dx + 1]]
 
+    dx, dy = dark_step(at, max_offset, np)
+    return coords.astype(np.float64) + np.stack([dx, dy], axis=-1)
+
+
+def dark_step(at, max_offset: float | None, xp):
+    """The DARK Taylor step ``-H^-1 g`` at each peak, shared by the numpy and the torch decoders.
+
+    at(dx, dy): the log of the blurred map at the peak + (dx, dy), an (N, K) array of ``xp``
+    (``numpy`` or ``torch``: only arithmetic, ``abs`` and ``where`` are used). Returns the step
+    ``(dx, dy)``, two (N, K) arrays in heatmap pixels.
+    """
     center = at(0, 0)
     right, left, down, up = at(1, 0), at(-1, 0), at(0, 1), at(0, -1)
     # Gradient and Hessian by central differences (dxy from the two diagonal neighbours).
@@ -157,19 +172,35 @@ def refine_dark_udp(
     hxx = hxx + eps
     hyy = hyy + eps
     det = hxx * hyy - hxy * hxy
-    safe = np.abs(det) > 0
-    det = np.where(safe, det, 1.0)
-    dx = np.where(safe, -(hyy * gx - hxy * gy) / det, 0.0)
-    dy = np.where(safe, -(hxx * gy - hxy * gx) / det, 0.0)
-    offset = np.stack([dx, dy], axis=-1)
+    safe = xp.abs(det) > 0
+    det = xp.where(safe, det, 1.0)
+    dx = xp.where(safe, -(hyy * gx - hxy * gy) / det, 0.0)
+    dy = xp.where(safe, -(hxx * gy - hxy * gx) / det, 0.0)
     # Guard (not in the reference): on a flat or saddle-shaped map (random weights, an occluded
     # joint) the Taylor step can be arbitrarily long; seen: 11 heatmap px, throwing a keypoint far
     # outside its crop. A step longer than MAX_DARK_OFFSET falls back to the integer peak. Real
     # peaks are unaffected: their steps stay under about 1 px, also at the map's edges.
     if max_offset is not None:
-        sane = np.all(np.abs(offset) <= max_offset, axis=-1, keepdims=True)
-        offset = np.where(sane, offset, 0.0)
-    return coords.astype(np.float64) + offset
+        sane = (xp.abs(dx) <= max_offset) & (xp.abs(dy) <= max_offset)
+        dx, dy = xp.where(sane, dx, 0.0), xp.where(sane, dy, 0.0)
+    return dx, dy
+
+
+def check_decode_inputs(
+    shape: tuple[int, ...], center: np.ndarray, scale: np.ndarray, input_size_wh: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a decode call (heatmaps ``shape`` (N, K, h, w)); center, scale as (N, 2) float64."""
+    if len(shape) != 4:
+        raise ValueError(f"heatmaps: expected (N, K, h, w), got {shape}")
+    n, _, h, w = shape
+    in_w, in_h = input_size_wh
+    if in_w * h != in_h * w:
+        raise ValueError(f"heatmaps {w}x{h} (w x h) do not share the aspect ratio of the input {in_w}x{in_h}")
+    center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1, 2)
+    if len(center) != n or len(scale) != n:
+        raise ValueError(f"center {center.shape}, scale {scale.shape}: expected ({n}, 2) like the heatmaps")
+    return center, scale
 
 
 def decode_heatmaps(
@@ -195,16 +226,8 @@ def decode_heatmaps(
     Returns ``keypoints`` (N, K, 2) float32 ``(x, y)`` frame pixels and ``scores`` (N, K) float32
     heatmap maxima.
     """
-    if heatmaps.ndim != 4:
-        raise ValueError(f"heatmaps: expected (N, K, h, w), got {heatmaps.shape}")
+    center, scale = check_decode_inputs(tuple(heatmaps.shape), center, scale, input_size_wh)
     n, k, h, w = heatmaps.shape
-    in_w, in_h = input_size_wh
-    if in_w * h != in_h * w:
-        raise ValueError(f"heatmaps {w}x{h} (w x h) do not share the aspect ratio of the input {in_w}x{in_h}")
-    center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
-    scale = np.asarray(scale, dtype=np.float64).reshape(-1, 2)
-    if len(center) != n or len(scale) != n:
-        raise ValueError(f"center {center.shape}, scale {scale.shape}: expected ({n}, 2) like the heatmaps")
     if n == 0:
         return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
 

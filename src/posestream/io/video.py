@@ -11,13 +11,15 @@ spec                         kind       notes
 ``http(s)://...``            stream     a recording (the container states a duration) is
                                         read like a file, every frame; else live
 a directory or a glob        images     sorted by name; pts = index / image_fps
+a still (.jpg, .png, ...)    images     one picture
 any other path               file       any container/codec FFmpeg reads; lossless
 ===========================  =========  =================================================
 
 Frame times come from the container's pts (``frame.time``), so variable frame rate stays correct;
 for cameras and streams they are made relative to the first frame. Frames come out upright: the
 display matrix's rotation (phone videos) is applied (``upright``). Damaged files are decoded the
-way FFmpeg does (``_Decoder``).
+way FFmpeg does (``_Decoder``). Frames of image sources carry their file name (``Frame.name``):
+relative to the folder, to the glob's fixed base, or the bare name of a still.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ def open_source(
     if spec.startswith(("http://", "https://")):  # live unless the container states a duration
         return _open_av(spec, "stream", None, None, {"timeout": NETWORK_TIMEOUT_US}, max_frames, threads, strict)
     path = Path(spec)
-    if path.is_dir() or any(c in spec for c in "*?["):
+    still = path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    if path.is_dir() or still or (any(c in spec for c in "*?[") and not path.exists()):
         return _open_images(spec, image_fps, max_frames)
     if not path.exists():
         raise InputError(f"source '{spec}' does not exist (expected a video file, image folder, camera index or URL)")
@@ -300,19 +303,25 @@ def source_files(spec: str) -> list[str]:
     spec = str(spec)
     if spec.isdigit() or spec.startswith(("/dev/video", *LIVE_SCHEMES, "http://", "https://")):
         return []
-    if Path(spec).is_dir() or any(c in spec for c in "*?["):
-        return [str(p) for p in _image_paths(spec)]
+    if Path(spec).is_dir() or (any(c in spec for c in "*?[") and not Path(spec).exists()):
+        return [str(p) for p in _image_paths(spec)[1]]
     return [spec] if Path(spec).exists() else []
 
 
-def _image_paths(spec: str) -> list[Path]:
+def _image_paths(spec: str) -> tuple[Path, list[Path]]:
+    """(the folder names are relative to, the images in order) of a folder, a still or a glob."""
     if Path(spec).is_dir():
-        return sorted(p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    return sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        base = Path(spec)
+        return base, sorted(p for p in base.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if Path(spec).is_file():  # a still
+        return Path(spec).parent, [Path(spec)]
+    paths = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+    base = Path(os.path.commonpath(paths)) if paths else Path(".")
+    return (base.parent if len(paths) == 1 else base), paths  # one match: its folder, not itself
 
 
 def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:
-    paths = _image_paths(spec)
+    base, paths = _image_paths(spec)
     if not paths:
         raise InputError(f"image source '{spec}' matches no image file ({', '.join(IMAGE_EXTENSIONS)})")
     if max_frames is not None:
@@ -322,7 +331,8 @@ def _open_images(spec: str, fps: float, max_frames: int | None) -> FrameReader:
     def frames() -> Iterator[Frame]:
         for i, p in enumerate(paths):
             image = first if i == 0 else _imread(p)
-            yield Frame(index=i, pts=i / fps, t_capture=time.monotonic(), image=image)
+            name = p.relative_to(base).as_posix()
+            yield Frame(index=i, pts=i / fps, t_capture=time.monotonic(), image=image, name=name)
 
     size_wh = (first.shape[1], first.shape[0])
     info = SourceInfo(spec, "images", False, size_wh, fps, len(paths), Fraction(1, 1000))

@@ -25,11 +25,15 @@ Frames of another size than the first (a folder of mixed-size photos) are letter
 
 Keypoints: one JSON object per line and per frame (CSV: one row per person), each written with one
 ``os.write`` (no Python buffer), so a killed run leaves whole lines only.
+
+Images (annotated photos): each written to a temporary name beside its target and renamed into
+place, so a killed run never leaves half a picture under a real name.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import heapq
 import io
 import json
@@ -48,7 +52,8 @@ from posestream.errors import OutputError
 from posestream.io.outputs import OutputFile, check_outputs, claim_outputs
 from posestream.types import COCO_KEYPOINTS, Poses
 
-__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records", "open_output"]
+__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records", "open_output",
+           "write_image"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -396,9 +401,35 @@ def _reencode_audio(src, in_stream, out_stream, end_s) -> Iterator[tuple[float, 
                 yield float(packet.dts * packet.time_base), packet
 
 
+# --------------------------------------------------------------------------- images
+def write_image(path: str | Path, image_bgr: np.ndarray, *, jpeg_quality: int = 95) -> Path:
+    """Encode ``image_bgr`` (H, W, 3) uint8 in the format of ``path``'s suffix; write it atomically.
+
+    A failed write (disk full, a folder that cannot be made) is an ``OutputError`` naming the
+    picture; the temporary file is removed and an earlier picture at ``path`` is kept.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(suffix, image_bgr, params)
+    if not ok:
+        raise OutputError(f"image output '{path}': OpenCV cannot encode '{suffix}' files")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data.tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        hint = " (disk full?)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise OutputError(f"cannot write image output '{path}': {exc.strerror or exc}{hint}") from None
+    return path
+
+
 # --------------------------------------------------------------------------- keypoints
 def poses_to_records(poses: Poses | None) -> list[dict]:
-    """One dict per person: track_id, box_xyxy, keypoints [[x, y, score] x K] (NaN -> null)."""
+    """One dict per person: track_id, box_xyxy, box_score, keypoints [[x, y, score] x K] (NaN -> null)."""
     if poses is None:
         return []
     people = []
@@ -408,6 +439,7 @@ def poses_to_records(poses: Poses | None) -> list[dict]:
             {
                 "track_id": int(poses.track_id[i]),
                 "box_xyxy": [_num(v) for v in poses.xyxy[i]],
+                "box_score": _num(poses.box_score[i]),
                 "keypoints": [[_num(v) for v in kp] for kp in kps[i]],
             }
         )
@@ -467,7 +499,7 @@ class _RecordFile:
 
 
 class KeypointJsonlWriter(_RecordFile):
-    """JSON Lines: ``{"frame", "pts", "people": [{"track_id", "box_xyxy", "keypoints"}]}`` per line.
+    """JSON Lines: ``{"frame", "pts", ["file",] "people": [{"track_id", "box_xyxy", "box_score", "keypoints"}]}``.
 
     Exactly one line per frame, nothing else (keypoint order: ``posestream.types.COCO_KEYPOINTS``).
     ``extra`` is merged into every line, e.g. ``{"random_weights": true}`` so no consumer of a
@@ -478,8 +510,12 @@ class KeypointJsonlWriter(_RecordFile):
         super().__init__(target, "JSON")
         self.extra = dict(extra or {})
 
-    def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
-        line = {"frame": frame_index, "pts": round(pts, 6), "people": poses_to_records(poses), **self.extra}
+    def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
+        """name: the picture's file (image sources), written as ``"file"``."""
+        line = {"frame": frame_index, "pts": round(pts, 6)}
+        if name is not None:
+            line["file"] = name
+        line |= {"people": poses_to_records(poses), **self.extra}
         self._append((json.dumps(line, separators=(",", ":")) + "\n").encode())
 
     def describe(self) -> str:
@@ -487,13 +523,15 @@ class KeypointJsonlWriter(_RecordFile):
 
 
 class KeypointCsvWriter(_RecordFile):
-    """CSV, one row per person and frame: frame, pts, track_id, box, then x, y, score per keypoint."""
+    """CSV, one row per person and frame: frame, pts, [file,] track_id, box, box_score, then x, y, score
+    per keypoint. ``with_file``: a ``file`` column (image sources) naming each row's picture."""
 
     def __init__(self, target: str | os.PathLike | OutputFile, keypoint_names: tuple[str, ...] = COCO_KEYPOINTS,
-                 random_weights: bool = False) -> None:  # fmt: skip
+                 random_weights: bool = False, with_file: bool = False) -> None:  # fmt: skip
         super().__init__(target, "CSV")
         self.random_weights = random_weights
-        cols = ["frame", "pts", "track_id", "x1", "y1", "x2", "y2"]
+        self.with_file = with_file
+        cols = ["frame", "pts"] + (["file"] if with_file else []) + ["track_id", "x1", "y1", "x2", "y2", "box_score"]
         for name in keypoint_names:
             cols += [f"{name}_x", f"{name}_y", f"{name}_score"]
         self._num_keypoint_cols = 3 * len(keypoint_names)
@@ -507,13 +545,15 @@ class KeypointCsvWriter(_RecordFile):
         csv.writer(buf).writerows(rows)
         return buf.getvalue().encode()
 
-    def write(self, frame_index: int, pts: float, poses: Poses | None) -> None:
+    def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
         rows = []
         for person in poses_to_records(poses):
-            row = [frame_index, round(pts, 6), person["track_id"], *person["box_xyxy"]]
+            head = [frame_index, round(pts, 6)] + ([name] if self.with_file else [])
+            row = head + [person["track_id"], *person["box_xyxy"], person["box_score"]]
+            fixed = len(row)
             for kp in person["keypoints"]:
                 row += kp
-            row += [None] * (self._num_keypoint_cols - (len(row) - 7))  # boxes only: empty cells
+            row += [None] * (self._num_keypoint_cols - (len(row) - fixed))  # boxes only: empty cells
             if self.random_weights:
                 row.append("true")
             rows.append(["" if v is None else v for v in row])

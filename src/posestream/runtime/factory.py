@@ -49,6 +49,8 @@ def open_pose_backend(
     precision: str = "auto",
     threads: int = 2,
     calibration: CalibrationFactory | None = None,
+    compile: bool | None = None,
+    cuda_graphs: bool | None = None,
 ) -> PoseBackend:
     """The backend for a model file, a spec, a module, or a variant with weights.
 
@@ -67,20 +69,22 @@ def open_pose_backend(
     device / precision: for PyTorch, the torch device and fp32 | fp16 | bf16 | auto.
 
     The backend's ``precision`` and ``precision_reason`` say what it runs at and why.
+    compile, cuda_graphs: the PyTorch fast path (None = on for CUDA devices; ``TorchPoseBackend``).
     """
+    fast = {"compile": compile, "cuda_graphs": cuda_graphs}
     if model is None:
         if not variant:
             raise InputError("pose model: give an ONNX file, 'torch:<variant>', or a variant with weights")
         module, info = _build_vitpose(variant, weights, decoder, info)
-        return _torch_backend(module, device, precision, info)
+        return _torch_backend(module, device, precision, info, **fast)
     if is_torch_module(model):
-        return _torch_backend(model, device, precision, info)
+        return _torch_backend(model, device, precision, info, **fast)
 
     spec = str(model)
     if spec.startswith(TORCH_SPEC_PREFIX):
         name = spec[len(TORCH_SPEC_PREFIX) :].strip().lower().removeprefix("vitpose-")  # vitpose-b -> b
         module, info = _build_vitpose(name, None, decoder, info, spec=spec)
-        return _torch_backend(module, device, precision, info)
+        return _torch_backend(module, device, precision, info, **fast)
 
     path = Path(spec)
     suffix = path.suffix.lower()
@@ -100,9 +104,13 @@ def open_pose_backend(
     if suffix in (".engine", ".plan"):
         if importlib.util.find_spec("tensorrt") is None:
             raise ModelFileError(f"{path}: TensorRT engines need the 'tensorrt' package (not installed)")
+        from posestream.runtime.engine_cache import detect_engine_key, engine_stale_reason
+
+        stale = engine_stale_reason(path, detect_engine_key())
         raise ModelFileError(
             f"{path}: serialized TensorRT engines are not run directly; pass the .onnx file with "
-            "providers=('tensorrt',) (ONNX Runtime builds and caches the engine)"
+            "providers=('tensorrt',) (ONNX Runtime builds and caches the engine per GPU and TensorRT version)"
+            + (f"; note: {stale}" if stale else "")
         )
     raise ModelFileError(
         f"{path}: unsupported model file; expected .onnx "
@@ -148,10 +156,10 @@ def _build_vitpose(
     return module, base.with_(variant=variant, decoder=decoder, random_weights=path is None)
 
 
-def _torch_backend(module, device: str, precision: str, info: ModelInfo | None) -> PoseBackend:
+def _torch_backend(module, device: str, precision: str, info: ModelInfo | None, **fast) -> PoseBackend:
     from posestream.runtime.torch import TorchPoseBackend
 
     chosen, reason = resolve_precision(precision, "torch", on_gpu=not str(device).startswith("cpu"))
-    backend = TorchPoseBackend(module, device=device, dtype=chosen, info=info)
+    backend = TorchPoseBackend(module, device=device, dtype=chosen, info=info, **fast)
     backend.precision, backend.precision_reason = chosen, reason
     return backend

@@ -140,7 +140,7 @@ def open_session(
                 from posestream.runtime.quantize import quantized_model
 
                 path = quantized_model(path, engine, calibration, facts["metadata"], Path(cache_dir))
-        session = OrtSession(path, threads=int(threads), providers=providers)
+        session = OrtSession(path, threads=int(threads), providers=providers, engine_cache_root=cache_dir)
         session.precision = precision
         return session
     if engine == "openvino":
@@ -158,7 +158,18 @@ class OrtSession:
     engine = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, path: Path, *, threads: int, providers: Sequence[str] = ("cpu",)) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int,
+        providers: Sequence[str] = ("cpu",),
+        tensorrt_fp16: bool = False,
+        engine_cache_root: str | Path | None = None,
+    ) -> None:
+        """tensorrt_fp16: let TensorRT use FP16 kernels. engine_cache_root: where TensorRT engines are
+        cached, one folder per GPU / compute capability / TensorRT version (``runtime.engine_cache``;
+        default ``$POSESTREAM_CACHE/onnxruntime``)."""
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -171,8 +182,12 @@ class OrtSession:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.errors = ort_load_errors()
+        self.engine_key, self.engine_cache = None, None
+        provider_args: list = list(usable)
+        if PROVIDERS["tensorrt"] in usable:
+            provider_args = self._tensorrt_providers(usable, tensorrt_fp16, engine_cache_root)
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=usable)
+            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=provider_args)
         except self.errors as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{self.path}: not a loadable ONNX model ({reason})") from exc
@@ -190,6 +205,61 @@ class OrtSession:
         self.inputs = tuple(_ort_spec(i) for i in self.session.get_inputs())
         self.outputs = tuple(_ort_spec(o) for o in self.session.get_outputs())
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        if self.engine_cache is not None and granted[0] == PROVIDERS["tensorrt"]:
+            self._check_engine(options, tolerance=0.05 if tensorrt_fp16 else 0.01)
+
+    def _tensorrt_providers(self, usable: list[str], fp16: bool, cache_root: str | Path | None) -> list:
+        """The providers with TensorRT's engine cache in the folder of this machine's engine key."""
+        from posestream.runtime import engine_cache
+
+        key = engine_cache.detect_engine_key()
+        if key is None:
+            logger.warning("%s: TensorRT requested, but no NVIDIA GPU with TensorRT found", self.path.name)
+            return list(usable)
+        if cache_root is None:
+            from posestream.paths import cache_dir
+
+            cache_root = cache_dir() / self.engine
+        self.engine_key, self.engine_cache = key, engine_cache.engine_cache_dir(cache_root, key)
+        self.engine_cache.mkdir(parents=True, exist_ok=True)
+        logger.info("%s: TensorRT engines for %s cached in %s", self.path.name, key.describe(),
+                    self.engine_cache)  # fmt: skip
+        options = engine_cache.tensorrt_provider_options(self.engine_cache, fp16)
+        return [(name, options) if name == PROVIDERS["tensorrt"] else name for name in usable]
+
+    def _check_engine(self, options, tolerance: float) -> None:
+        """First engine of this file under this key: compare it with a CPU session before trusting it.
+
+        tolerance: of the largest reference output value (fp16 kernels get more). Raises
+        ModelFileError when the engine disagrees (the check is not recorded, so it runs again).
+        """
+        import onnxruntime as ort
+
+        from posestream.runtime.engine_cache import file_sha256, needs_check, record_check
+
+        sha = file_sha256(self.path)
+        if not needs_check(self.engine_cache, sha):
+            return
+        shape = self.inputs[0].shape
+        if len(self.inputs) != 1 or None in shape[1:]:
+            logger.warning("%s: inputs %s are not checkable with one probe; engine not checked",
+                           self.path.name, [i.shape for i in self.inputs])  # fmt: skip
+            return
+        probe = np.random.default_rng(0).standard_normal((shape[0] or 2, *shape[1:]))
+        feeds = {self.inputs[0].name: probe.astype(self.inputs[0].dtype or np.float32)}
+        cpu = ort.InferenceSession(str(self.path), sess_options=options, providers=[PROVIDERS["cpu"]])
+        expected, got = cpu.run(None, feeds), self.session.run(None, feeds)
+        diff = max(float(np.max(np.abs(g.astype(np.float64) - e))) for g, e in zip(got, expected))
+        limit = tolerance * max(float(np.max(np.abs(e))) for e in expected) + 1e-4
+        result = {"max_abs_diff": diff, "tolerance": limit, "passed": diff <= limit, "reference": "ort-cpu"}
+        if not result["passed"]:
+            raise ModelFileError(
+                f"{self.path}: the TensorRT engine built on {self.engine_key.describe()} disagrees with "
+                f"ONNX Runtime on the CPU (max abs diff {diff:.3g} > {limit:.3g}); use providers cuda or cpu"
+            )
+        record_check(self.engine_cache, sha, self.engine_key, result)
+        logger.info("%s: new TensorRT engine checked against the CPU: max abs diff %.3g (tolerance %.3g)",
+                    self.path.name, diff, limit)  # fmt: skip
 
     @property
     def threads(self) -> int:

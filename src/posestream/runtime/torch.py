@@ -1,4 +1,11 @@
-"""PyTorch pose backend: an ``nn.Module`` mapping (N, 3, H, W) to (N, K, h, w) heatmaps."""
+"""PyTorch pose backend: an ``nn.Module`` mapping (N, 3, H, W) to (N, K, h, w) heatmaps.
+
+Two ways in: ``__call__`` (numpy in, float32 numpy out: the ``PoseBackend`` protocol) and
+``forward`` (a tensor on the backend's device in, heatmaps on the device out), which the
+device-side estimator (``posestream.estimation.device``) uses so crops never leave the GPU.
+On CUDA the fast path is on by default: ``torch.compile``, one CUDA graph per batch bucket and
+channels-last convolutions (see ``posestream.runtime.torch_runner``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from torch import nn
 
 from posestream.errors import InputError
 from posestream.runtime.base import ModelInfo, ModelInfoAttributes
+from posestream.runtime.torch_runner import DEFAULT_GPU_BUCKETS, BucketedRunner
 
 __all__ = ["TorchPoseBackend", "TORCH_DTYPES"]
 
@@ -25,12 +33,23 @@ class TorchPoseBackend(ModelInfoAttributes):
     device: "cpu", "cuda", "cuda:1", ... dtype: "fp32", "fp16" or "bf16" (weights and input;
     heatmaps come back as float32 numpy). info: input size, normalisation and names
     (default COCO-17 ViTPose); K and the heatmap size are measured with one zero crop.
+    compile, cuda_graphs, channels_last: the fast path (``BucketedRunner``); None = on for a CUDA
+    device, off on the CPU. buckets: the batch sizes CUDA graphs are captured for.
     """
 
     max_batch: int | None = None
 
     def __init__(
-        self, model: nn.Module, device: str = "cpu", dtype: str = "fp32", info: ModelInfo | None = None
+        self,
+        model: nn.Module,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        info: ModelInfo | None = None,
+        *,
+        compile: bool | None = None,
+        cuda_graphs: bool | None = None,
+        channels_last: bool | None = None,
+        buckets: tuple[int, ...] = DEFAULT_GPU_BUCKETS,
     ) -> None:
         if dtype not in TORCH_DTYPES:
             raise InputError(f"dtype: expected one of {sorted(TORCH_DTYPES)}, got {dtype!r}")
@@ -41,17 +60,41 @@ class TorchPoseBackend(ModelInfoAttributes):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"device: {device!r} requested, but torch {torch.__version__} sees no GPU")
         self.dtype = TORCH_DTYPES[dtype]
+        cuda = self.device.type == "cuda"
+        channels_last = cuda if channels_last is None else channels_last
         self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        if channels_last:  # the backbone's feature map is NHWC in memory already: the deconvs read it as is
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.name = f"torch[{self.device},{dtype}]"
 
         info = info or ModelInfo()
-        probe = self._run(np.zeros((1, 3, *info.input_size_hw), dtype=np.float32))
+        with torch.inference_mode():  # eager, so measuring the output shape compiles nothing
+            zero = torch.zeros((1, 3, *info.input_size_hw), device=self.device, dtype=self.dtype)
+            probe = self.model(zero)
+        if not isinstance(probe, torch.Tensor) or probe.ndim != 4:
+            got = type(probe).__name__
+            raise TypeError(f"{self.name}: the model must return an (N, K, h, w) tensor, got {got}")
         num_keypoints, height, width = probe.shape[1:]
         if num_keypoints != info.num_keypoints:
             if info.keypoint_names != ModelInfo().keypoint_names:
                 raise InputError(f"model outputs {num_keypoints} keypoints, info names {info.num_keypoints}")
             info = info.with_(keypoint_names=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
         self.info = info.with_(heatmap_size_hw=(int(height), int(width)))
+        self.runner = BucketedRunner(
+            self.model, device=self.device, dtype=self.dtype, input_size_hw=info.input_size_hw,
+            compile=cuda if compile is None else compile, buckets=buckets, channels_last=channels_last,
+            cuda_graphs=cuda if cuda_graphs is None else cuda_graphs, label=self.name,
+        )  # fmt: skip
+
+    def warm_up(self, sizes: tuple[int, ...] | None = None) -> float:
+        """Compile and capture ahead of the first frame (see ``BucketedRunner.warm_up``); seconds."""
+        return self.runner.warm_up(sizes)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) tensor (normalised, any float dtype, any device) -> (N, K, h, w) heatmaps on
+        ``self.device`` in the model's dtype. Call under ``torch.inference_mode()``; with CUDA graphs
+        the result is overwritten by the next call."""
+        return self.runner(batch)
 
     @property
     def on_gpu(self) -> bool:
@@ -60,12 +103,7 @@ class TorchPoseBackend(ModelInfoAttributes):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-            x = x.to(device=self.device, dtype=self.dtype)
-            heatmaps = self.model(x)
-            if not isinstance(heatmaps, torch.Tensor) or heatmaps.ndim != 4:
-                got = type(heatmaps).__name__
-                raise TypeError(f"{self.name}: the model must return an (N, K, h, w) tensor, got {got}")
-            return heatmaps.float().cpu().numpy()
+            return self.forward(x).float().cpu().numpy()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 -> (N, K, h, w) float32 heatmaps."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from posestream.io.video import FrameReader
@@ -39,7 +40,7 @@ class DecodeSource:
             wait = self._t0 + frame.pts - now
             if wait > 0:
                 time.sleep(wait)
-            frame = type(frame)(frame.index, frame.pts, time.monotonic(), frame.image)
+            frame = dataclasses.replace(frame, t_capture=time.monotonic())
         return Packet(frame=frame)
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from posestream.stages.base import StageBase
-from posestream.types import Packet
+from posestream.types import Detections, Packet
 
 __all__ = ["DetectStage"]
 
@@ -19,15 +19,19 @@ class DetectStage(StageBase):
     detection when someone's keypoints turn unconfident). In live mode the stage also watches the
     pose stage's input queue: when it stays full the schedule stretches its interval, when it
     empties the interval comes back.
+
+    min_score: keep only boxes scoring at least this (untracked runs, where every box left is a
+    person; tracked runs keep the low ones for ByteTrack's second association). None: all.
     """
 
     name = "detect"
     WATCH_EVERY_S = 0.5
 
-    def __init__(self, detector, detect_every: int = 1, schedule=None) -> None:
+    def __init__(self, detector, detect_every: int = 1, schedule=None, min_score: float | None = None) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.detector = detector
+        self.min_score = min_score
         self.detect_every = detect_every
         self.schedule = schedule
         self._seen = 0
@@ -48,7 +52,11 @@ class DetectStage(StageBase):
         self._seen += 1
         if not run:
             return packet
-        return packet.with_(detections=self.detector.detect(packet.frame.image))
+        detections = self.detector.detect(packet.frame.image)
+        if self.min_score is not None and len(detections):
+            keep = detections.score >= self.min_score
+            detections = Detections(detections.xyxy[keep], detections.score[keep])
+        return packet.with_(detections=detections)
 
     def _watch_pose(self) -> None:
         now = time.monotonic()

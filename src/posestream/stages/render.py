@@ -1,4 +1,9 @@
-"""Render stage: draws what the packet holds onto a copy of the frame, plus an optional HUD."""
+"""Render stage: draws what the packet holds onto a copy of the frame; banner and HUD in a strip above.
+
+The HUD (fps, capture latency, people) belongs to live views: the saved video shows it only when
+``render.hud`` is true, and otherwise the live sinks add it themselves (``HudMeter`` + ``add_strip``)
+after the files have been written. See ``posestream.app`` for who gets what.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +11,56 @@ import time
 
 from posestream.stages.base import StageBase
 from posestream.types import Packet
-from posestream.visual.draw import draw_hud, draw_poses
+from posestream.visual.draw import add_strip, draw_poses
 
-__all__ = ["RenderStage"]
+__all__ = ["RenderStage", "HudMeter"]
+
+
+class HudMeter:
+    """HUD lines for the packets passing one point: fps measured there (a moving average of the
+    arrival intervals), capture-to-here latency, people."""
+
+    def __init__(self) -> None:
+        self._t_last: float | None = None
+        self._interval: float | None = None
+
+    def lines(self, packet: Packet, now: float | None = None) -> list[str]:
+        now = time.monotonic() if now is None else now
+        if self._t_last is not None:
+            dt = now - self._t_last
+            self._interval = dt if self._interval is None else 0.9 * self._interval + 0.1 * dt
+        self._t_last = now
+        fps = 1.0 / self._interval if self._interval else 0.0
+        latency_ms = (now - packet.frame.t_capture) * 1e3
+        people = packet.people
+        count = len(people) if people is not None else 0
+        return [f"{fps:5.1f} fps  latency {latency_ms:4.0f} ms  frame {packet.index}  people {count}"]
 
 
 class RenderStage(StageBase):
-    """HUD: fps measured here (moving average over arrivals), capture-to-render latency, people.
-
-    banner: an extra first HUD line (e.g. the random-weights warning), drawn even with hud=False.
-    """
+    """Skeletons, boxes and id labels on the picture; ``banner`` (e.g. the random-weights warning)
+    and, with ``hud``, the HUD line in a strip above it (the output is taller by ``strip_height``)."""
 
     name = "render"
 
-    def __init__(self, *, keypoint_threshold: float = 0.3, draw_boxes: bool = True, hud: bool = True,
+    def __init__(self, *, keypoint_threshold: float = 0.3, draw_boxes: bool = True, hud: bool = False,
                  banner: str | None = None) -> None:  # fmt: skip
         self.keypoint_threshold = keypoint_threshold
         self.draw_boxes = draw_boxes
-        self.hud = hud
+        self.hud = HudMeter() if hud else None
         self.banner = banner
-        self._t_last: float | None = None
-        self._interval: float | None = None
+
+    @property
+    def strip_lines(self) -> int:
+        """Lines of the strip above every rendered picture (0: the picture keeps its size)."""
+        return int(self.banner is not None) + int(self.hud is not None)
 
     def process(self, packet: Packet) -> Packet:
         image = packet.frame.image.copy()
         poses = packet.people
         if poses is not None:
             draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes)
-        now = time.monotonic()
-        if self._t_last is not None:
-            dt = now - self._t_last
-            self._interval = dt if self._interval is None else 0.9 * self._interval + 0.1 * dt
-        self._t_last = now
         lines = [self.banner] if self.banner else []
-        if self.hud:
-            fps = 1.0 / self._interval if self._interval else 0.0
-            latency_ms = (now - packet.frame.t_capture) * 1e3
-            people = len(poses) if poses is not None else 0
-            lines += [f"{fps:5.1f} fps  latency {latency_ms:4.0f} ms", f"frame {packet.index}  people {people}"]
-        draw_hud(image, lines)
-        return packet.with_(annotated=image)
-
+        if self.hud is not None:
+            lines += self.hud.lines(packet)
+        return packet.with_(annotated=add_strip(image, lines))

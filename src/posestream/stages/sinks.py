@@ -1,9 +1,9 @@
-"""Sink stages: annotated video, keypoint files.
+"""Sink stages: annotated video, annotated pictures, keypoint files.
 
-Each sink is given a claimed output (``io.outputs``: checked and locked by the preflight, nothing
-truncated yet), opens its writer in ``open()`` (when the graph starts: the old file is replaced only
-once the run really begins) and finalises it in ``close()``. ``describe()`` gives the summary's
-line about each file: what it holds and whether it was finalised.
+Each file sink is given a claimed output (``io.outputs``: checked and locked by the preflight,
+nothing truncated yet), opens its writer in ``open()`` (when the graph starts: the old file is
+replaced only once the run really begins) and finalises it in ``close()``. ``describe()`` gives the
+summary's line about each output: what it holds and whether it was finalised.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from posestream.errors import InputError
 from posestream.io.outputs import OutputFile
-from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
+from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter, write_image
 from posestream.stages.base import StageBase
 from posestream.types import Packet
 
-__all__ = ["VideoSink", "KeypointSink"]
+__all__ = ["VideoSink", "KeypointSink", "ImageSink"]
 
 
 class VideoSink(StageBase):
@@ -62,9 +63,11 @@ class KeypointSink(StageBase):
     drain_on_stop = True
 
     def __init__(self, json_target: str | Path | OutputFile | None, csv_target: str | Path | OutputFile | None,
-                 *, random_weights: bool = False) -> None:  # fmt: skip
+                 *, random_weights: bool = False, with_file: bool = False) -> None:  # fmt: skip
+        """with_file: a ``file`` field / column naming each record's picture (image sources)."""
         self.json_target, self.csv_target = json_target, csv_target
         self.random_weights = random_weights
+        self.with_file = with_file
         self.jsonl: KeypointJsonlWriter | None = None
         self.csv: KeypointCsvWriter | None = None
 
@@ -73,12 +76,13 @@ class KeypointSink(StageBase):
             extra = {"random_weights": True} if self.random_weights else None
             self.jsonl = KeypointJsonlWriter(self.json_target, extra)
         if self.csv_target is not None:
-            self.csv = KeypointCsvWriter(self.csv_target, random_weights=self.random_weights)
+            self.csv = KeypointCsvWriter(self.csv_target, random_weights=self.random_weights,
+                                         with_file=self.with_file)  # fmt: skip
 
     def process(self, packet: Packet) -> Packet:
         for writer in (self.jsonl, self.csv):
             if writer is not None:
-                writer.write(packet.index, packet.frame.pts, packet.people)
+                writer.write(packet.index, packet.frame.pts, packet.people, packet.frame.name)
         return packet
 
     def close(self) -> None:
@@ -102,6 +106,42 @@ class KeypointSink(StageBase):
             elif target is not None:
                 lines.append(f"{what} {_path(target)}: not written (the run stopped before it opened)")
         return lines
+
+
+class ImageSink(StageBase):
+    """Annotated pictures of an image source: ``folder`` + each frame's own name, or one ``file``.
+
+    Give exactly one of them. ``file`` takes a single picture (a still): a second frame is an error,
+    as writing it would replace the first. Every picture is written atomically (see
+    ``posestream.io.writers.write_image``).
+    """
+
+    name = "images"
+    drain_on_stop = True
+
+    def __init__(self, *, folder: str | Path | None = None, file: str | Path | None = None) -> None:
+        if (folder is None) == (file is None):
+            raise ValueError("ImageSink: give folder or file")
+        self.folder = Path(folder) if folder is not None else None
+        self.file = Path(file) if file is not None else None
+        self.written = 0
+
+    def process(self, packet: Packet) -> Packet:
+        image = packet.annotated if packet.annotated is not None else packet.frame.image
+        if self.file is not None:
+            if self.written:
+                raise InputError(f"image output '{self.file}' takes one picture and the source has more: "
+                                 "use --out-dir for annotated pictures, or an .mp4 for a video")  # fmt: skip
+            write_image(self.file, image)
+        else:
+            name = packet.frame.name or f"{packet.index:06d}.png"
+            write_image(self.folder / name, image)
+        self.written += 1
+        return packet
+
+    def describe(self) -> list[str]:
+        where = self.file if self.file is not None else self.folder
+        return [f"pictures {where}: {self.written} written (each complete)"]
 
 
 def _path(target) -> str:

@@ -1,8 +1,10 @@
-"""Drawing boxes, track ids, COCO-17 skeletons and a HUD with OpenCV.
+"""Drawing boxes, track ids, COCO-17 skeletons and an information strip with OpenCV.
 
 Colours are per track id (a fixed golden-ratio hue walk, so an id keeps its colour for the whole
 clip and neighbouring ids differ). Keypoints scoring below ``keypoint_threshold`` are hidden, as is
-every limb touching one.
+every limb touching one. Id labels are placed so that no two overlap (``place_labels``). Text that
+is not about one person (the HUD, the random-weights banner) goes in a strip *above* the picture
+(``add_strip``), so it never covers anyone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from posestream.types import COCO_SKELETON, Poses
 
-__all__ = ["track_color", "draw_poses", "draw_hud"]
+__all__ = ["track_color", "draw_poses", "place_labels", "add_strip", "strip_height"]
 
 UNTRACKED_BGR = (200, 200, 200)
 
@@ -43,17 +45,10 @@ def draw_poses(
     num_k = poses.keypoints.shape[1]
     limbs = [(a, b) for a, b in skeleton if a < num_k and b < num_k]
     for i in range(len(poses)):
-        tid = int(poses.track_id[i])
-        color = track_color(tid)
+        color = track_color(int(poses.track_id[i]))
         if draw_boxes:
             x1, y1, x2, y2 = (int(round(v)) for v in poses.xyxy[i])
             cv2.rectangle(image, (x1, y1), (x2, y2), color, thick, cv2.LINE_AA)
-            if tid >= 0:
-                label = f"#{tid}"
-                (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thick)
-                cv2.rectangle(image, (x1, y1 - th - base - 2), (x1 + tw + 4, y1), color, -1)
-                cv2.putText(image, label, (x1 + 2, y1 - base), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
-                            (0, 0, 0), thick, cv2.LINE_AA)  # fmt: skip
         kp, sc = poses.keypoints[i], poses.scores[i]
         visible = (sc >= keypoint_threshold) & np.isfinite(kp).all(axis=1)
         for a, b in limbs:
@@ -65,23 +60,101 @@ def draw_poses(
             center = (int(round(kp[k, 0])), int(round(kp[k, 1])))
             cv2.circle(image, center, radius, (255, 255, 255), -1, cv2.LINE_AA)
             cv2.circle(image, center, radius, color, max(1, thick // 2), cv2.LINE_AA)
+    if draw_boxes:  # labels last, on top of every skeleton
+        _draw_labels(image, poses, scale, thick)
     return image
 
 
-def draw_hud(image: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Text lines in the top-left corner on a translucent dark panel, in place; returns it."""
+def _draw_labels(image: np.ndarray, poses: Poses, scale: float, thick: int) -> None:
+    tracked = [i for i in range(len(poses)) if poses.track_id[i] >= 0]
+    texts = [f"#{int(poses.track_id[i])}" for i in tracked]
+    font_scale = 0.6 * scale
+    metrics = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick) for t in texts]
+    sizes = [(tw + 4, th + base + 2) for (tw, th), base in metrics]
+    h, w = image.shape[:2]
+    corners = place_labels(poses.xyxy[tracked], sizes, (w, h))
+    for i, text, (lw, lh), (_, base), (x, y) in zip(tracked, texts, sizes, metrics, corners):
+        color = track_color(int(poses.track_id[i]))
+        cv2.rectangle(image, (x, y), (x + lw, y + lh), color, -1)
+        cv2.putText(image, text, (x + 2, y + lh - base - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
+                    thick, cv2.LINE_AA)  # fmt: skip
+
+
+def place_labels(
+    boxes_xyxy: np.ndarray, sizes_wh: list[tuple[int, int]], image_wh: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """Top-left corners for one label per box such that labels do not overlap each other.
+
+    boxes_xyxy: (N, 4) pixels; sizes_wh: N label sizes. Each label tries, in order: above the box's
+    top-left corner, inside it, above the top-right corner, inside it, below the bottom-left corner,
+    then the same spots stepped down by one label height at a time; the first spot inside the image
+    that overlaps no label placed so far wins (boxes are taken top to bottom, so crowded rows stack
+    their labels). If none is free, the spot overlapping the placed labels least is used.
+    Returns N (x, y) integer corners, in input order.
+    """
+    w_img, h_img = image_wh
+    order = sorted(range(len(sizes_wh)), key=lambda i: (float(boxes_xyxy[i][1]), float(boxes_xyxy[i][0])))
+    placed: list[tuple[int, int, int, int]] = []  # x1, y1, x2, y2
+    out: list[tuple[int, int]] = [(0, 0)] * len(sizes_wh)
+
+    def overlap(r: tuple[int, int, int, int]) -> int:
+        total = 0
+        for p in placed:
+            dx = min(r[2], p[2]) - max(r[0], p[0])
+            dy = min(r[3], p[3]) - max(r[1], p[1])
+            total += max(dx, 0) * max(dy, 0)
+        return total
+
+    for i in order:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in boxes_xyxy[i])
+        lw, lh = sizes_wh[i]
+        spots = [(x1, y1 - lh), (x1, y1), (x2 - lw, y1 - lh), (x2 - lw, y1), (x1, y2)]
+        spots += [(x1, y1 + k * lh) for k in range(1, max(1, (y2 - y1) // max(lh, 1)))]
+        best, best_cost = None, None
+        for sx, sy in spots:
+            sx = min(max(sx, 0), max(w_img - lw, 0))  # keep it in the picture
+            sy = min(max(sy, 0), max(h_img - lh, 0))
+            rect = (sx, sy, sx + lw, sy + lh)
+            cost = overlap(rect)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = rect, cost
+            if cost == 0:
+                break
+        placed.append(best)
+        out[i] = (best[0], best[1])
+    return out
+
+def _text_metrics(size_wh: tuple[int, int]) -> tuple[float, int, int, int]:
+    """Font scale, stroke, cap height and line height (px) of strip text for a ``size_wh`` picture."""
+    scale = max(0.5, max(size_wh) / 1440.0)
+    thick = max(1, round(scale * 1.5))
+    (_, text_h), base = cv2.getTextSize("Hg", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    return scale, thick, text_h, text_h + base + round(8 * scale)
+
+
+def strip_height(size_wh: tuple[int, int], num_lines: int) -> int:
+    """Height in px (even, for yuv420p video) of the strip ``add_strip`` puts above a ``size_wh`` picture."""
+    if num_lines <= 0:
+        return 0
+    _, _, _, line_h = _text_metrics(size_wh)
+    h = line_h * num_lines + round(6 * max(1.0, max(size_wh) / 1440.0))
+    return h + h % 2
+
+
+def add_strip(image: np.ndarray, lines: list[str]) -> np.ndarray:
+    """A new image: a dark strip holding ``lines`` stacked *above* ``image`` (H, W, 3) uint8 BGR.
+
+    The picture itself is untouched, so the text never covers a person. Without lines, ``image``
+    itself is returned.
+    """
     if not lines:
         return image
-    scale = max(0.5, max(image.shape[:2]) / 1440.0)
-    thick = max(1, round(scale * 1.5))
-    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0] for t in lines]
-    line_h = max(h for _, h in sizes) + round(10 * scale)
-    w = max(w for w, _ in sizes) + round(16 * scale)
-    h = line_h * len(lines) + round(8 * scale)
-    h, w = min(h, image.shape[0]), min(w, image.shape[1])
-    roi = image[:h, :w]
-    roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    h, w = image.shape[:2]
+    height = strip_height((w, h), len(lines))
+    scale, thick, text_h, line_h = _text_metrics((w, h))
+    strip = np.full((height, w, 3), 24, np.uint8)
     for j, text in enumerate(lines):
-        org = (round(8 * scale), (j + 1) * line_h)
-        cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return image
+        base_y = j * line_h + round(6 * scale) + text_h  # baseline: top padding, then the cap height
+        cv2.putText(strip, text, (round(8 * scale), base_y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    thick, cv2.LINE_AA)  # fmt: skip
+    return np.concatenate([strip, image], axis=0)

@@ -92,3 +92,59 @@ def test_bad_jsonl_names_the_line(tmp_path):
         read_keypoints_jsonl(path)
     with pytest.raises(InputError, match="cannot read"):
         read_keypoints_jsonl(tmp_path / "missing.jsonl")
+
+
+def _rotating(tmp_path: Path, turns: float = 3.0, n: int = 90) -> list[PoseRecord]:
+    """A person whose trunk turns ``turns`` full circles (clockwise in the image) over n frames at 30 fps."""
+    recs = []
+    for i in range(n):
+        theta = np.radians(360.0 * turns * i / n)  # lean angle, grows past 180 many times
+        hip = np.array([200.0, 200.0])
+        up = np.array([np.sin(theta), -np.cos(theta)]) * 80  # image up = -y; +x = positive lean
+        kp = np.tile(hip, (17, 1))
+        kp[[5, 6]] = hip + up + [[-5, 0], [5, 0]]  # shoulders
+        kp[[11, 12]] = hip + [[-5, 0], [5, 0]]  # hips
+        recs.append(PoseRecord(i, i / 30.0, 1, kp, np.full(17, 0.9)))
+    return recs
+
+
+def test_trunk_lean_is_wrapped_and_its_velocity_has_no_wrap_spikes(tmp_path):
+    ta = track_angles(_rotating(tmp_path))[1]
+    lean, speed = ta.angles["trunk_lean"], ta.velocities["trunk_lean"]
+    assert np.all((lean > -180.0) & (lean <= 180.0))  # reported wrapped, never -1,054 deg
+    assert np.sum(np.abs(np.diff(lean)) > 180) == 3  # it crossed +-180 once per turn
+    expected = 360.0 * 3.0 / (90 / 30.0)  # deg/s of the constant rotation
+    np.testing.assert_allclose(speed, expected, rtol=1e-6)  # from the continuous series: no spikes
+    n = write_angles_csv(_rotating(tmp_path), tmp_path / "a.csv")
+    with (tmp_path / "a.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert n == 90 and all(-180 < float(r["trunk_lean_deg"]) <= 180 for r in rows)
+
+
+def test_plot_shows_angular_velocity_and_says_when_a_panel_has_no_data(records):
+    from posestream.analytics.report import NO_DATA_NOTE, track_figure
+
+    good = track_figure(track_angles(records)[1])
+    top, middle, bottom = good.axes
+    assert "velocity" in middle.get_ylabel() and len(middle.get_lines()) >= 8
+    assert not any(t.get_text() for ax in good.axes for t in ax.texts)
+    low = [PoseRecord(r.frame, r.pts, r.track_id, r.keypoints, r.scores * 0.1) for r in records]
+    empty = track_figure(track_angles(low, threshold=0.3)[1], threshold=0.3)
+    notes = [t.get_text() for ax in empty.axes for t in ax.texts]
+    assert notes == [NO_DATA_NOTE.format(threshold=0.3)] * 3 == ["no keypoints above threshold 0.3"] * 3
+
+
+def test_tracking_only_json_is_accepted_with_a_clear_note(tmp_path, capsys):
+    from posestream.analytics.cli import write_angle_report
+
+    path = tmp_path / "boxes.jsonl"
+    lines = [{"frame": i, "pts": i / 30, "people": [{"track_id": 1, "box_xyxy": [0, 0, 9, 9], "box_score": 0.8,
+                                                       "keypoints": []}]} for i in range(5)]  # fmt: skip
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    csv_path, plots, rows = write_angle_report(path, tmp_path / "report")
+    err = capsys.readouterr().err
+    assert "boxes and track ids only (a tracking-only run" in err and len(err.splitlines()) == 1
+    assert rows == 5 and len(plots) == 1
+    with csv_path.open() as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["track_id"] for r in table] == ["1"] * 5 and all(r["left_knee_deg"] == "" for r in table)

@@ -15,7 +15,7 @@ import pytest
 from posestream.errors import InputError
 from posestream.io.video import open_source
 from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
-from posestream.types import Poses
+from posestream.types import Poses, Tracks
 
 
 def _read_times(path):
@@ -152,7 +152,8 @@ def test_max_frames_limits_reading(make_video):
 def _poses(n, k=17):
     rng = np.random.default_rng(1)
     return Poses(rng.random((n, k, 2), dtype=np.float32) * 100, rng.random((n, k), dtype=np.float32),
-                 np.tile(np.float32([1, 2, 30, 40]), (n, 1)), np.arange(n, dtype=np.int64))  # fmt: skip
+                 np.tile(np.float32([1, 2, 30, 40]), (n, 1)), np.arange(n, dtype=np.int64),
+                 np.linspace(0.9, 0.5, n, dtype=np.float32))  # fmt: skip
 
 
 def test_jsonl_and_csv_writers(tmp_path):
@@ -167,9 +168,14 @@ def test_jsonl_and_csv_writers(tmp_path):
     assert [x["frame"] for x in lines] == [0, 1, 2] and all(x["random_weights"] for x in lines)
     assert len(lines[2]["people"]) == 2 and len(lines[2]["people"][1]["keypoints"]) == 17
     assert lines[2]["people"][1]["track_id"] == 1
+    assert [p["box_score"] for p in lines[2]["people"]] == [0.9, 0.5]  # the detector's score per person
     rows = (tmp_path / "k.csv").read_text().splitlines()
-    assert len(rows) == 1 + 0 + 1 + 2 and rows[0].startswith("frame,pts,track_id,x1,y1,x2,y2,nose_x")
-    assert len(rows[0].split(",")) == 7 + 17 * 3
+    assert len(rows) == 1 + 0 + 1 + 2 and rows[0].startswith("frame,pts,track_id,x1,y1,x2,y2,box_score,nose_x")
+    assert len(rows[0].split(",")) == 8 + 17 * 3
+    assert [r.split(",")[7] for r in rows[2:]] == ["0.9", "0.5"]
+    unknown = Poses.from_tracks(Tracks.empty()), Poses(*(np.zeros(s, np.float32) for s in [(1, 0, 2), (1, 0), (1, 4)]),
+                                                       np.ones(1, np.int64))  # fmt: skip
+    assert unknown[0].box_score.shape == (0,) and np.isnan(unknown[1].box_score).all()  # omitted: unknown
 
 
 def test_output_path_that_is_a_directory_is_an_input_error(tmp_path):
