@@ -47,8 +47,20 @@ def assert_one_line_error(err: str, *fragments: str) -> str:
     return lines[0]
 
 
+MODEL_FLAGS = ("--pose-model", "--variant", "--weights", "--detector")
+
+
+def run_args(*args: object) -> list[str]:
+    """``run`` arguments as strings; a run that names no model gets ``--pose-model none`` (the
+    whole frame, no pose) instead of the default models, which this machine cannot download."""
+    args = [str(a) for a in args]
+    if args and args[0] == "run" and not any(a in MODEL_FLAGS for a in args):
+        args += ["--pose-model", "none"]
+    return args
+
+
 def posestream_cmd(*args: object) -> list[str]:
-    return [sys.executable, "-m", "posestream", *map(str, args)]
+    return [sys.executable, "-m", "posestream", *run_args(*args)]
 
 
 def namespaces_work() -> bool:

@@ -204,18 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         # Until a graph runs (and takes SIGTERM over), SIGTERM is handled like Ctrl-C.
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    program = argv is None  # the program itself, not a test calling main(argv)
     argv, verbose, quiet = split_verbosity(list(sys.argv[1:] if argv is None else argv))
     args = _build_parser(argv).parse_args(argv)
-    args.verbose, args.quiet = verbose, quiet
+    args.verbose, args.quiet, args.program = verbose, quiet, program
     level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     code = guarded(lambda: _dispatch(args))
-    if argv is None and threading.current_thread() is threading.main_thread():
+    if program and threading.current_thread() is threading.main_thread():
         # The program itself (tests call main(argv)): a late Ctrl-C must not turn a clean exit
         # into a death by signal.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-    if argv is None and _abandoned_threads():
+    if program and _abandoned_threads():
         # A stage abandoned inside a native call (an inference session, a codec) is still running:
         # a normal interpreter exit would tear the libraries down under it (C++ aborts with
         # "terminate called without an active exception"). Everything is written and flushed.
@@ -304,7 +305,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
 
     progress = not (args.no_progress or args.quiet)
-    code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet)
+    # The program keeps its Ctrl-C handler to the end: a second Ctrl-C just after the graph ended
+    # still quits with 130 (restoring Python's would let it raise anywhere, even at exit).
+    code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet,
+                   restore_signals=not getattr(args, "program", False))  # fmt: skip
     outputs = list(pipeline.outputs)
     if angles_from is not None:
         from posestream.analytics.cli import write_angle_report
@@ -349,11 +353,13 @@ def _device_flags(device: str | None) -> dict[str, object]:
 
 
 def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False,
-            on_frames: Callable[[int], None] | None = None) -> int:  # fmt: skip
+            on_frames: Callable[[int], None] | None = None, restore_signals: bool = True) -> int:  # fmt: skip
     """Run a built pipeline to the end: progress, SIGTERM handling, summary table.
 
     progress: on a terminal a bar (files only: a live source has no end to measure against), else a
     line every ``progress_every_s`` seconds (frames, fps, eta). quiet: no summary table.
+    Ctrl-C / SIGTERM: the first stops the graph, a second quits at once (``_StopOnSignal``); the
+    handlers are put back on return unless ``restore_signals`` is False (the CLI program).
     ``on_frames(n)`` is called a few times a second with the frames done so far (batch progress).
     Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
     (after the other stages have finalised their outputs).
@@ -385,29 +391,32 @@ def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, 
             on_frames(done)
 
     try:
-        result = graph.run(on_tick=tick if (bar or lines or on_frames) else None)
-    except StageError:
+        try:
+            result = graph.run(on_tick=tick if (bar or lines or on_frames) else None)
+        except StageError:
+            if not quiet:
+                _print_outputs(pipeline)
+            raise
+        finally:
+            if bar is not None or lines is not None or on_frames is not None:
+                tick(graph)
+            if bar is not None:
+                bar.close()
+            if lines is not None:
+                lines.close()
+            pipeline.release()
         if not quiet:
+            _print_summary(result, pipeline)
             _print_outputs(pipeline)
-        raise
+        if result.interrupted:
+            print("posestream: stopped early", file=sys.stderr)
+            return 130
+        return 0
     finally:
-        if bar is not None or lines is not None or on_frames is not None:
-            tick(graph)
-        if bar is not None:
-            bar.close()
-        if lines is not None:
-            lines.close()
-        if main:
+        # Restored only now: a second Ctrl-C while the summary prints still quits at once with 130.
+        if main and restore_signals:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        pipeline.release()
-    if not quiet:
-        _print_summary(result, pipeline)
-        _print_outputs(pipeline)
-    if result.interrupted:
-        print("posestream: stopped early", file=sys.stderr)
-        return 130
-    return 0
 
 
 class _StopOnSignal:

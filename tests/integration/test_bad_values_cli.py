@@ -4,7 +4,7 @@ silently are one-line errors with exit code 2, before anything is written."""
 from __future__ import annotations
 
 import pytest
-from output_checks import assert_one_line_error
+from output_checks import assert_one_line_error, run_args
 
 from posestream import cli
 
@@ -32,7 +32,7 @@ from posestream import cli
 def test_bad_value_is_a_one_line_error_and_writes_nothing(make_video, tmp_path, capsys, args, fragments):
     src = make_video(n=5)
     out = tmp_path / "o.jsonl"
-    code = cli.main(["run", str(src), "--out-json", str(out), *args])
+    code = cli.main(run_args("run", src, "--out-json", out, *args))
     assert code == 2
     assert_one_line_error(capsys.readouterr().err, *fragments)
     assert not out.exists()

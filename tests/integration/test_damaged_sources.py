@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from output_checks import assert_one_line_error, decode_all, digest, encode_frames, parse_jsonl
+from output_checks import assert_one_line_error, decode_all, digest, encode_frames, parse_jsonl, run_args
 
 from posestream import cli
 
@@ -45,7 +45,7 @@ def _damaged(make_video, tmp_path: Path, at: float = 0.4, nbytes: int = 600) -> 
 
 
 def _run(capsys, *args) -> tuple[int, str]:
-    code = cli.main(["run", *map(str, args)])
+    code = cli.main(run_args("run", *args))
     return code, capsys.readouterr().err
 
 

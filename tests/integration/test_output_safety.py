@@ -14,13 +14,13 @@ import time
 
 import pytest
 from output_checks import (assert_one_line_error, decode_all, digest, namespaces_work, parse_jsonl,
-                           posestream_cmd, run_on_tiny_fs, write_noisy_video)  # fmt: skip
+                           posestream_cmd, run_args, run_on_tiny_fs, write_noisy_video)  # fmt: skip
 
 from posestream import cli
 
 
 def _run(capsys, *args) -> tuple[int, str]:
-    code = cli.main(["run", *map(str, args)])
+    code = cli.main(run_args("run", *args))
     return code, capsys.readouterr().err
 
 
@@ -101,7 +101,7 @@ def test_missing_output_folder_is_made_and_a_refused_run_leaves_no_folder_behind
 def test_refused_run_keeps_every_earlier_output_byte_for_byte(make_video, tmp_path, capsys):
     src = make_video(n=12)
     keep_json, keep_video = tmp_path / "keep.jsonl", tmp_path / "keep.mp4"
-    assert cli.main(["run", str(src), "--out-json", str(keep_json), "--out-video", str(keep_video)]) == 0
+    assert cli.main(run_args("run", src, "--out-json", keep_json, "--out-video", keep_video)) == 0
     capsys.readouterr()
     before = digest(keep_json), digest(keep_video)
     mtimes = keep_json.stat().st_mtime_ns, keep_video.stat().st_mtime_ns

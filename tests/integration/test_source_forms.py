@@ -16,14 +16,14 @@ import av
 import cv2
 import numpy as np
 import pytest
-from output_checks import decode_all, encode_frames, parse_jsonl, write_noisy_video
+from output_checks import decode_all, encode_frames, parse_jsonl, run_args, write_noisy_video
 
 from posestream import cli
 from posestream.io.video import open_source
 
 
 def _run(capsys, *args) -> tuple[int, str]:
-    code = cli.main(["run", *map(str, args)])
+    code = cli.main(run_args("run", *args))
     return code, capsys.readouterr().err
 
 
