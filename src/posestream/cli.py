@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
     "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
     "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
+    "config": ("posestream.config_cli", "`config show`: every config key with its value, range, default and meaning"),
 }
 
 

@@ -122,7 +122,8 @@ class PipelineConfig:
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     model: str | None = setting(
-        None, "person detector ONNX (YOLOX or Ultralytics); null: one box covering the whole frame")
+        None, "person detector: an ONNX file (YOLOX or Ultralytics), a known name (yolox-nano ... yolox-l) or "
+        "'none' (one box = the whole frame); unset: yolox-nano when `run` names no model at all")  # fmt: skip
     # Kept low on purpose: ByteTrack's second association uses the low-score boxes (a person half
     # hidden) to keep their track alive; only boxes above tracker.new_track_threshold start a
     # person. With the tracker disabled, boxes below tracker.track_activation_threshold are dropped.
@@ -186,7 +187,9 @@ class TrackerConfig:
 
 @dataclass(frozen=True, slots=True)
 class PoseConfig:
-    model: str | None = setting(None, "an exported ViTPose ONNX file; or build from variant + weights")
+    model: str | None = setting(
+        None, "pose model: an exported ViTPose ONNX file, a known name (vitpose-s-coco ...: `posestream models`) or "
+        "'none' (boxes only); or build from variant + weights; unset: vitpose-s-coco when `run` names no model")  # fmt: skip
     variant: str | None = setting(None, "ViTPose size s | b | l | h, built in PyTorch (with weights)")
     weights: str | None = setting(None, "checkpoint path, known name (vitpose-b-coco) or 'none' (random weights)")
     decoder: Literal["classic", "simple"] = setting("classic", "ViTPose head: classic (deconvolutions) or simple")

@@ -219,3 +219,14 @@ def test_config_rows_list_every_key_with_type_default_range_help_and_value():
     assert by_key["pose.providers"].default == "[cpu]"
     shown = {r.key: r.value for r in config_rows(load_config("sports", ["detector.detect_every=3"]))}
     assert shown["detector.detect_every"] == "3" and shown["smooth.filter"] == "kalman"
+
+
+def test_config_show_prints_every_key_of_a_section_with_value_range_and_help(capsys):
+    from posestream import cli
+
+    assert cli.main(["config", "show", "--config", "sports", "--set", "detector.detect_every=3", "detector"]) == 0
+    out = capsys.readouterr().out
+    assert "detector.detect_every = 3" in out and "1 <= x <= 1000; default 1" in out
+    assert "run the detector every N frames" in out and "tracker." not in out
+    assert cli.main(["config", "show", "nosuchsection"]) == 2
+    assert "no config key starts with 'nosuchsection'" in capsys.readouterr().err
