@@ -7,6 +7,7 @@ Real files made by PyAV, the real CLI, real processes, a real tiny filesystem fo
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -198,6 +199,29 @@ def test_read_only_folder_is_refused_before_anything_runs(make_video, tmp_path):
         proc = run_on_tiny_fs(disk, "64k", posestream_cmd("run", src, flag, disk / name), keep, read_only=True)
         assert proc.returncode == 2, proc.stderr
         assert_one_line_error(proc.stderr, "is not writable", str(disk))
+
+
+def _file_size_limit(limit: int):
+    """For ``preexec_fn``: writes past ``limit`` bytes fail with EFBIG (Python ignores SIGXFSZ)."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.parametrize("flag, name, what", [("--out-video", "o.mp4", "video"), ("--out-json", "k.jsonl", "JSON")])
+def test_write_error_at_the_file_layer_mid_run_exits_1_and_keeps_what_decodes(make_video, tmp_path, flag, name, what):
+    # Runs everywhere (no tmpfs needed): the kernel refuses writes past a file-size limit mid-run.
+    src = write_noisy_video(tmp_path / "noise.mp4", 30) if what == "video" else make_video(n=300)
+    out = tmp_path / name
+    proc = subprocess.run(posestream_cmd("run", src, flag, out), capture_output=True, text=True, timeout=120,
+                          preexec_fn=_file_size_limit(96_000 if what == "video" else 6_000))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert_one_line_error(proc.stderr, f"{what} output '{out}'", "File too large")
+    assert "write failed" in proc.stderr and "finalised" not in proc.stderr
+    if what == "video":
+        assert 0 < len(decode_all(out)) < 30  # cut back to its last whole fragment: decodes to the end
+        assert not any(n.startswith(".o.mp4") for n in os.listdir(tmp_path))  # no remux leftovers
+    else:
+        records = parse_jsonl(out)  # whole lines only
+        assert 50 < len(records) < 300 and [r["frame"] for r in records] == list(range(len(records)))
 
 
 def test_writing_to_a_full_device_exits_1_naming_the_output(make_video, capsys):
