@@ -150,7 +150,7 @@ def main() -> int:
 
         def sample(g) -> None:
             now = time.monotonic()
-            if now - state["t"] < SAMPLE_S:
+            if now - state["t"] < SAMPLE_S or state.get("stopping"):  # not while the stages wind down
                 return
             frames = g.metrics[-1].frames_in
             row = {"t_s": round(now - t0, 1), "frames": frames,
@@ -161,7 +161,11 @@ def main() -> int:
             state.update(t=now, frames=frames)
             print(json.dumps(row), flush=True)
 
-        timer = threading.Timer(60 * args.minutes, graph.request_stop)
+        def stop() -> None:
+            state["stopping"] = True
+            graph.request_stop()
+
+        timer = threading.Timer(60 * args.minutes, stop)
         timer.start()
         try:
             result = graph.run(on_tick=sample, tick_s=0.5)
