@@ -24,19 +24,22 @@ from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
 from posestream.stages.serve import ServeSink, parse_hostport
 from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
+from posestream.types import COCO_KEYPOINTS
 from posestream.visual.draw import strip_height
 
 __all__ = [
-    "Pipeline", "Models", "build_pipeline", "build_pose_backend", "build_pose_estimator", "load_models",
-    "thread_budget", "with_default_models", "RANDOM_BANNER", "NOTHING_TO_WRITE", "NONE",
+    "Pipeline", "Models", "Processing", "build_pipeline", "build_processing", "build_pose_backend",
+    "build_pose_estimator", "load_models", "thread_budget", "with_default_models", "RANDOM_BANNER",
+    "NOTHING_TO_WRITE", "NONE",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 RANDOM_BANNER = "RANDOM WEIGHTS: keypoints are meaningless"
 NOTHING_TO_WRITE = (
-    "this run would write nothing: add --out-video, --out-json, --out-csv, --out-dir (pictures) or "
-    "--out-angles (or --serve / --show to watch it); to time the pipeline without outputs use `posestream bench`"
+    "this run would write nothing: add --out-video, --out-json, --out-csv, --out-dir (pictures), --out-angles, "
+    "--out-biomech or --out-reps (or --serve / --show to watch it); to time the pipeline without outputs use "
+    "`posestream bench`"
 )
 NONE = "none"  # pose.model / detector.model: no pose model / one box = the whole frame
 
@@ -56,6 +59,7 @@ class Pipeline:
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
     # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
     resources: dict[str, str] = field(default_factory=dict)
+    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
     outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
     live_url: str | None = None  # the live view page (output.serve), serving from now on
     sinks: list = field(default_factory=list)  # stages that write files; each can describe() them
@@ -109,7 +113,7 @@ def with_default_models(config: Config) -> tuple[Config, str | None]:
     from posestream.models.catalog import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
     p, d = config.pose, config.detector
-    if p.model or p.variant or p.weights or _named(d.model):
+    if p.model or p.variant or p.weights or _named(d.model) or p.keypoints_from:  # a replay runs no model
         return config, None
     if d.model:  # 'none': the whole frame, posed by the default model
         chosen = apply_overrides(config, {"pose.model": DEFAULT_POSE_MODEL})
@@ -202,6 +206,129 @@ def build_pose_estimator(backend, config: Config, per_frame: bool):
     return estimator, batcher
 
 
+@dataclass
+class Processing:
+    """The per-frame analysis stages, in order: (detect, track, pose) or replay, then smooth and
+    exercise. The graph runs them on threads; ``posestream.PoseTracker`` calls them in line."""
+
+    stages: list
+    models: Models
+    model_name: str | None = None
+    random_weights: bool = False
+    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_processing(config: Config, models: Models | None = None, *, budget: ThreadBudget | None = None,
+                     workers: int = 1, live: bool = True, photos: bool = False,
+                     source_fps: float | None = None, reps_target=None) -> Processing:  # fmt: skip
+    """Build the analysis stages of ``config``. Raises InputError subclasses for bad user input.
+
+    models: already loaded models (see ``build_pipeline``); budget: the run's CPU thread budget
+    (default: the config's, for ``workers`` pose workers); workers: copies of the pose stage; live:
+    frames come one at a time (no cross-frame batches, no backfilled tracks), as in a live source or
+    ``PoseTracker``; photos: independent pictures (no tracking, no smoothing, every box scoring
+    ``detector.conf`` posed); source_fps: the source's rate, the tracker's unless ``tracker.frame_rate``;
+    reps_target: the claimed ``output.reps`` file (``io.outputs``; default: the path, claimed on open).
+    """
+    stages: list = []
+    extras: dict[str, Any] = {}
+    replay = config.pose.keypoints_from
+    if config.output.reps and not config.exercise.name:  # cheap checks first, before any model loads
+        raise InputError("--out-reps needs --exercise (which exercise to count)")
+    if config.exercise.name and not replay and not config.tracker.enabled:
+        raise InputError("--exercise counts reps per tracked person: it needs tracker.enabled: true")
+    if config.exercise.name and photos:
+        raise InputError("--exercise counts reps per tracked person: independent photos have none "
+                         "(--track reads an image folder as a frame sequence)")  # fmt: skip
+    if replay:
+        if _named(config.pose.model) or config.pose.variant:
+            raise InputError("--keypoints-from replays an earlier run's poses: give no pose model with it")
+        from posestream.io.keypoints import read_keypoint_frames
+        from posestream.stages.replay import ReplayStage
+
+        frames = read_keypoint_frames(replay)
+        num_k = max((f.poses.keypoints.shape[1] for f in frames), default=len(COCO_KEYPOINTS))
+        stages.append(ReplayStage(frames, replay, num_k))
+        models = Models()
+        names = COCO_KEYPOINTS if num_k == len(COCO_KEYPOINTS) else tuple(f"keypoint_{i}" for i in range(num_k))
+    else:
+        budget = budget or thread_budget(config, workers=workers)
+        models = models if models is not None else load_models(config, budget)
+        names = tuple(models.pose.keypoint_names) if models.pose is not None else COCO_KEYPOINTS
+        _model_stages(config, models, budget, workers, live, photos, source_fps, stages, extras)
+    backend = models.pose
+    if (backend is not None or replay) and config.smooth.filter != "none" and not photos:
+        from posestream.stages.smooth import SmoothStage
+
+        stages.append(SmoothStage(_build_smoother(config)))
+    if config.exercise.name:
+        from posestream.exercises import ExerciseAnalyzer, load_exercise
+        from posestream.stages.exercise import ExerciseStage
+
+        e = config.exercise
+        try:
+            analyzer = ExerciseAnalyzer(load_exercise(e.name), score_threshold=e.score_threshold,
+                                        forget_after_s=e.forget_after_s, keypoint_names=names)  # fmt: skip
+        except ValueError as exc:
+            raise InputError(f"--exercise {e.name}: {exc}") from None
+        extras["exercise"] = ExerciseStage(analyzer, reps_target or config.output.reps)
+        stages.append(extras["exercise"])
+    random_weights = bool(getattr(backend, "random_weights", False))
+    model_name = backend.name if backend is not None else (f"replay of {replay}" if replay else None)
+    return Processing(stages, models, model_name, random_weights, names, extras)
+
+
+def _model_stages(config: Config, models: Models, budget: ThreadBudget, workers: int, live: bool, photos: bool,
+                  source_fps: float | None, stages: list, extras: dict[str, Any]) -> None:  # fmt: skip
+    """Detect, track and pose stages of the loaded ``models``, appended to ``stages``."""
+    backend, detector = models.pose, models.detector
+    tracking = config.tracker.enabled and not photos
+    keypoint_boxes = None
+    if detector is not None:
+        from posestream.stages.detect import DetectStage
+
+        schedule = None
+        if config.detector.keypoint_boxes and backend is not None and tracking:
+            from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
+
+            schedule = DetectionSchedule(config.detector.detect_every)
+            keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
+                                           min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
+        # Untracked (photos, tracker.enabled false): every box left is a person, so only those
+        # scoring detector.conf; tracked: all of them (ByteTrack's second association needs the low ones).
+        min_score = None if tracking else config.detector.conf
+        every = 1 if photos else config.detector.detect_every
+        stages.append(DetectStage(detector, every, schedule=schedule, min_score=min_score))
+        if tracking:
+            from posestream.stages.track import TrackStage
+
+            tracker = _build_tracker(config, source_fps)
+            backfill_s = config.tracker.backfill_s if not live else 0.0  # live: no delay, no guessing
+            stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s, backfill_s=backfill_s))
+    if backend is not None:
+        from posestream.stages.pose import PoseStage
+
+        # Each frame alone with parallel workers or keypoint-driven boxes (they need the previous
+        # frame's keypoints first) and for live sources; else cross-frame batches where configured.
+        per_frame = live or workers > 1 or keypoint_boxes is not None
+        extras["estimator"], batcher = build_pose_estimator(backend, config, per_frame)
+        if workers > 1:  # one backend each, each with its own share of the budget
+            from posestream.estimation.topdown import TopDownEstimator
+            from posestream.pipeline.graph import Parallel
+
+            buckets = _batch_buckets(config, backend)
+            estimators = [extras["estimator"]] + [
+                TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
+                for i in range(1, workers)
+            ]
+            copies = iter(estimators)
+            stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
+        else:
+            stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes, batcher=batcher))
+            extras["keypoint_boxes"] = keypoint_boxes
+
+
 def build_pipeline(
     source_spec: str,
     config: Config,
@@ -223,6 +350,7 @@ def build_pipeline(
     without sinks).
     """
     src_cfg = config.source
+    _check_replay_outputs(config)
     out = config.output
     image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
     video_file = out.video if not image_file else None
@@ -232,8 +360,8 @@ def build_pipeline(
     # use refuses the run while it has touched nothing.
     live_url = next((s.server.start().url for s in live_sinks if isinstance(s, ServeSink)), None)
     try:
-        paths = check_outputs({"video": video_file, "picture": image_file, "JSON": out.json, "CSV": out.csv},
-                              source_files(source_spec))  # fmt: skip
+        paths = check_outputs({"video": video_file, "picture": image_file, "JSON": out.json, "CSV": out.csv,
+                               "rep events": out.reps}, source_files(source_spec))  # fmt: skip
         paths.pop("picture", None)  # written to a temporary name and renamed (write_image): checked, not claimed
         claim = claim_outputs(paths)
     except BaseException:
@@ -262,9 +390,9 @@ def build_pipeline(
         photos = info.kind == "images" and not src_cfg.track_images
         tracking = config.tracker.enabled and not photos
         _check_image_outputs(info, image_file, out.image_dir)
-        if require_output and not (any((out.video, out.json, out.csv, out.image_dir)) or live_sinks or extra_stages):
+        if require_output and not (any((out.video, out.json, out.csv, out.image_dir, out.reps)) or live_sinks
+                                   or extra_stages):  # fmt: skip
             raise InputError(NOTHING_TO_WRITE)
-        stages: list = []
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
             budget = thread_budget(config, workers=1)
@@ -280,68 +408,21 @@ def build_pipeline(
             w, h = info.size_wh
             size_wh = (w, h + strip_height(info.size_wh, int(config.render.enabled and config.render.hud is True)))
             video_writer = VideoWriter(video_out, size_wh, **video_args)
-        models = models if models is not None else load_models(config, budget)
-        backend, detector = models.pose, models.detector
-        random_weights = bool(getattr(backend, "random_weights", False))
-        keypoint_boxes = None
+        processing = build_processing(config, models, budget=budget, workers=workers, live=live, photos=photos,
+                                      source_fps=info.fps, reps_target=claim.take("rep events"))  # fmt: skip
         if photos:
             log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
                      "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
-        if detector is not None:
-            from posestream.stages.detect import DetectStage
-
-            schedule = None
-            if config.detector.keypoint_boxes and backend is not None and tracking:
-                from posestream.tracking.keypoint_boxes import DetectionSchedule, KeypointBoxes
-
-                schedule = DetectionSchedule(config.detector.detect_every)
-                keypoint_boxes = KeypointBoxes(schedule, score_threshold=config.smooth.score_threshold,
-                                               min_confidence=config.detector.keypoint_min_confidence)  # fmt: skip
-            # Untracked (photos, tracker.enabled false): every box left is a person, so only those
-            # scoring detector.conf; tracked: all of them (ByteTrack's second association needs the low ones).
-            min_score = None if tracking else config.detector.conf
-            every = 1 if photos else config.detector.detect_every
-            stages.append(DetectStage(detector, every, schedule=schedule, min_score=min_score))
-            if tracking:
-                from posestream.stages.track import TrackStage
-
-                tracker = _build_tracker(config, info.fps)
-                backfill_s = config.tracker.backfill_s if not live else 0.0  # live: no delay, no guessing
-                stages.append(TrackStage(tracker, coast_lost_s=config.tracker.coast_lost_s, backfill_s=backfill_s))
-        extras: dict[str, Any] = {}
-        if backend is not None:
-            from posestream.stages.pose import PoseStage
-
-            # Each frame alone with parallel workers or keypoint-driven boxes (they need the previous
-            # frame's keypoints first) and for live sources; else cross-frame batches where configured.
-            per_frame = live or workers > 1 or keypoint_boxes is not None
-            extras["estimator"], batcher = build_pose_estimator(backend, config, per_frame)
-            if workers > 1:  # one backend each, each with its own share of the budget
-                from posestream.estimation.topdown import TopDownEstimator
-                from posestream.pipeline.graph import Parallel
-
-                buckets = _batch_buckets(config, backend)
-                estimators = [extras["estimator"]] + [
-                    TopDownEstimator(build_pose_backend(config, threads=budget[f"pose.{i}"]), batch_buckets=buckets)
-                    for i in range(1, workers)
-                ]
-                copies = iter(estimators)
-                stages.append(Parallel(lambda: PoseStage(next(copies)), workers=workers, name="pose"))
-            else:
-                stages.append(PoseStage(extras["estimator"], keypoint_boxes=keypoint_boxes, batcher=batcher))
-                extras["keypoint_boxes"] = keypoint_boxes
-            if config.smooth.filter != "none" and not photos:
-                from posestream.stages.smooth import SmoothStage
-
-                stages.append(SmoothStage(_build_smoother(config)))
-        model_name = backend.name if backend is not None else None
-        about.update(model=model_name, random_weights=random_weights)
+        stages = list(processing.stages)
+        random_weights = processing.random_weights
+        extras: dict[str, Any] = dict(processing.extras)
+        about.update(model=processing.model_name, random_weights=random_weights)
         r = config.render
         strip_lines = 0
         if r.enabled and (out.video or out.image_dir or live_sinks or extra_stages):
             banner = RANDOM_BANNER if random_weights else None
             render = RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
-                                 hud=r.hud is True, banner=banner)  # fmt: skip
+                                 hud=r.hud is True, banner=banner, exercise="exercise" in extras)  # fmt: skip
             strip_lines = render.strip_lines
             stages.append(render)
         sinks: list = []
@@ -367,12 +448,14 @@ def build_pipeline(
         capacity = p.live_queue_size if policy is Overflow.DROP_OLDEST else p.queue_size
         source = DecodeSource(reader, live=live, realtime=realtime)
         graph = Graph(source, stages, capacity=capacity, overflow=policy, shutdown_timeout=p.shutdown_timeout_s)
-        resources = _describe_resources(backend, detector, config)
+        resources = _describe_resources(processing.models.pose, processing.models.detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
-        outputs = [Path(p) for p in (out.video, out.json, out.csv, out.image_dir) if p]
-        return Pipeline(graph, info, live, model_name, random_weights, extras, resources, outputs, live_url,
-                        sinks=sinks, claim=claim, live_sinks=live_sinks)  # fmt: skip
+        outputs = [Path(p) for p in (out.video, out.json, out.csv, out.image_dir, out.reps) if p]
+        described = [extras["exercise"]] if "exercise" in extras else []  # its rep events file
+        return Pipeline(graph, info, live, processing.model_name, random_weights, extras, resources,
+                        processing.keypoint_names, outputs, live_url, sinks=described + sinks, claim=claim,
+                        live_sinks=live_sinks)  # fmt: skip
     except BaseException:
         reader.close()
         if video_writer is not None:
@@ -387,6 +470,19 @@ def _stop_live(live_sinks: list) -> None:
     for sink in live_sinks:
         if isinstance(sink, ServeSink):
             sink.server.stop()
+
+
+def _check_replay_outputs(config: Config) -> None:
+    """A replay must not write over the file it reads (it would be truncated before it is read)."""
+    replay = config.pose.keypoints_from
+    if not replay:
+        return
+    out = config.output
+    for flag, path in (("--out-json", out.json), ("--out-csv", out.csv), ("--out-video", out.video),
+                       ("--out-reps", out.reps)):  # fmt: skip
+        if path and Path(path).resolve() == Path(replay).resolve():
+            raise InputError(f"--keypoints-from {replay} is also the {flag} output: it would be overwritten "
+                             "while it is read; choose another output path")
 
 
 def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:

@@ -36,6 +36,7 @@ SUBCOMMANDS = {
     "bench": ("posestream.bench", "model-only and end-to-end FPS per variant and backend"),
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
     "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
+    "biomech": ("posestream.biomech.cli", "OpenSim TRC/MOT, velocities, accelerations per track from keypoints"),
     "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
     "config": ("posestream.config_cli", "`config show`: every config key with its value, range, default and meaning"),
 }
@@ -110,6 +111,15 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--out-json", help="keypoints as JSON Lines (one line per frame)")
     run.add_argument("--out-csv", help="keypoints as CSV (one row per person and frame)")
     run.add_argument("--out-angles", metavar="DIR", help="joint angles CSV + a plot per track (after the run)")
+    run.add_argument("--out-biomech", metavar="DIR",
+                     help="per track after the run: OpenSim TRC (markers) and MOT (angles), velocities and "
+                          "accelerations CSV, plot (see --person-height, --scale-points, --max-gap)")  # fmt: skip
+    run.add_argument("--keypoints-from", metavar="JSONL",
+                     help="replay an earlier run's keypoints (its --out-json) instead of running the models: "
+                          "re-render, re-smooth, re-analyse")  # fmt: skip
+    run.add_argument("--exercise", metavar="NAME|YAML",
+                     help="count reps and give form cues: squat, push_up, lunge, biceps_curl or a YAML file")
+    run.add_argument("--out-reps", metavar="JSONL", help="rep events as JSON Lines (with --exercise)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
     run.add_argument("--strict", action="store_true",
                      help="stop at a corrupt packet or a short file (default: skip it and go on, like FFmpeg)")  # fmt: skip
@@ -122,8 +132,10 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
                      help="when stderr is not a terminal: a progress line (frames, fps, eta) this often")  # fmt: skip
     from posestream.analytics.cli import add_angle_options
+    from posestream.biomech.cli import add_biomech_options
 
     add_angle_options(run)
+    add_biomech_options(run)
 
     sub.add_parser("info", help="versions, onnxruntime providers, GPU availability")
 
@@ -178,24 +190,16 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, help="stop after N frames (default: the whole source)")
 
 
-def config_from_args(args: argparse.Namespace, extra: dict | None = None):
-    """The Config that `add_pipeline_options` flags (and ``extra`` dotted keys, None = unset) describe."""
-    from posestream.config import apply_overrides, load_config
+def config_from_args(args: argparse.Namespace, **settings):
+    """The Config that `add_pipeline_options` flags describe, then ``settings`` (more flags, by their
+    API names: ``out_video=...``; None = unset). Flags map to config keys through the API's
+    ``make_config`` (``posestream.api.SHORTCUTS``), so `run` and ``posestream.track`` agree."""
+    from posestream.api import make_config
 
-    config = load_config(args.config, args.overrides)
-    flags = {
-        "detector.model": args.detector,
-        "pose.model": args.pose_model,
-        "pose.variant": args.variant,
-        "pose.weights": args.weights,
-        "pose.precision": args.precision,
-        "pose.calibration": args.calibration,
-        "smooth.filter": args.smooth,
-        "source.max_frames": args.max_frames,
-        **(extra or {}),
-    }
-    flags |= _conf_flags(args.conf, config) | _device_flags(args.device)
-    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None})
+    config = make_config(args.config, args.overrides, detector=args.detector, pose=args.pose_model,
+                         variant=args.variant, weights=args.weights, precision=args.precision,
+                         calibration=args.calibration, smooth=args.smooth, max_frames=args.max_frames,
+                         conf=args.conf, device=args.device, **settings)  # fmt: skip
     if args.variant and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
     return config
@@ -280,21 +284,17 @@ def _run(args: argparse.Namespace) -> int:
     from posestream.app import RANDOM_BANNER, build_pipeline, with_default_models
     from posestream.config import apply_overrides
 
-    extra = {
-        "output.video": args.out_video,
-        "output.json": args.out_json,
-        "output.csv": args.out_csv,
-        "output.image_dir": args.out_dir,
-        "source.track_images": True if args.track else None,
-        "source.realtime": True if args.realtime else None,
-        "source.strict": True if args.strict else None,
-        "output.serve": args.serve,
-        "output.show": True if args.show else None,
-    }
-    config, chosen = with_default_models(config_from_args(args, extra))
+    config = config_from_args(
+        args, out_video=args.out_video, out_dir=args.out_dir, out_json=args.out_json, out_csv=args.out_csv,
+        out_reps=args.out_reps, keypoints_from=args.keypoints_from, exercise=args.exercise,
+        track_images=True if args.track else None, realtime=True if args.realtime else None,
+        strict=True if args.strict else None, serve=args.serve, show=True if args.show else None,
+    )  # fmt: skip
+    config, chosen = with_default_models(config)
     angles_from = None
-    if args.out_angles:  # the angle report reads the keypoints file once the run has written it
-        angles_from = config.output.json or str(Path(args.out_angles) / "keypoints.jsonl")
+    report_dir = args.out_angles or args.out_biomech
+    if report_dir:  # the reports read the keypoints file once the run has written it
+        angles_from = config.output.json or str(Path(report_dir) / "keypoints.jsonl")
         config = apply_overrides(config, {"output.json": angles_from})
 
     pipeline = build_pipeline(args.source, config, require_output=True)
@@ -311,46 +311,40 @@ def _run(args: argparse.Namespace) -> int:
     code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet,
                    restore_signals=not getattr(args, "program", False))  # fmt: skip
     outputs = list(pipeline.outputs)
-    if angles_from is not None:
+    if not args.quiet:
+        _print_reps(pipeline)
+    if angles_from is not None and args.out_angles:
         from posestream.analytics.cli import write_angle_report
 
         csv_path, plots, rows = write_angle_report(
             angles_from, args.out_angles, threshold=args.angle_threshold, zero_phase_hz=args.zero_phase_hz
         )
         outputs += [csv_path, *plots]
+    if angles_from is not None and args.out_biomech:
+        from posestream.biomech.cli import write_from_args
+
+        summary = write_from_args(angles_from, args.out_biomech, args)
+        if not args.quiet:
+            print(f"biomech: {len(summary['tracks'])} track(s) in {args.out_biomech} ({summary['units']})",
+                  file=sys.stderr)  # fmt: skip
+        outputs.append(Path(args.out_biomech))
     if not args.quiet:
         _print_written(outputs)
     return code
 
 
-def _conf_flags(conf: float | None, config) -> dict[str, object]:
-    """--conf X: the score a box needs to become a person, in every place that decides it."""
-    if conf is None:
-        return {}
-    if not 0.0 <= conf <= 1.0:
-        raise InputError(f"--conf {conf}: expected a detector score in [0, 1]")
-    t, d = config.tracker, config.detector
-    return {
-        "detector.conf": conf,
-        "tracker.new_track_threshold": conf,
-        # a track starts only from a box of the first association: keep those reachable
-        "tracker.track_activation_threshold": min(t.track_activation_threshold, conf),
-        "detector.score_threshold": min(d.score_threshold, conf),
-    }
+def _print_reps(pipeline) -> None:
+    sink = pipeline.extras.get("exercise")
+    if sink is None:
+        return
+    from collections import Counter
 
-
-def _device_flags(device: str | None) -> dict[str, object]:
-    """--device cpu|cuda|cuda:N: the torch device and the onnxruntime providers of both models."""
-    if device is None:
-        return {}
-    device = device.strip().lower()
-    if device == "cpu":
-        providers = ["cpu"]
-    elif device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
-        providers = ["cuda", "cpu"]
-    else:
-        raise InputError(f"--device {device}: expected cpu, cuda or cuda:N")
-    return {"pose.device": device, "pose.providers": providers, "detector.providers": providers}
+    if not sink.totals:
+        print("reps: none counted", file=sys.stderr)
+    for tid, reps in sorted(sink.totals.items()):
+        cues = Counter(sink.cues.get(tid, []))
+        said = ", ".join(f"{c} x{n}" for c, n in cues.most_common()) or "no cues"
+        print(f"reps: track {tid}: {reps} ({said})", file=sys.stderr)
 
 
 def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False,

@@ -31,8 +31,8 @@ from posestream.errors import ConfigError
 
 __all__ = [
     "Config", "SourceConfig", "PipelineConfig", "DetectorConfig", "TrackerConfig", "PoseConfig",
-    "SmoothConfig", "RenderConfig", "OutputConfig", "load_config", "preset_names", "apply_overrides",
-    "Range", "setting", "ConfigRow", "config_rows", "is_config_path",
+    "SmoothConfig", "RenderConfig", "ExerciseConfig", "OutputConfig", "load_config", "preset_names",
+    "apply_overrides", "Range", "setting", "ConfigRow", "config_rows", "is_config_path",
 ]  # fmt: skip
 
 
@@ -232,6 +232,10 @@ class PoseConfig:
     cross_frame_frames: int = setting(32, "cross-frame: ... or this many frames", Range(1, 1024))
     cross_frame_wait_s: float = setting(
         0.5, "cross-frame: ... or when its oldest frame has waited this long (s)", Range(0.0, 60.0, lo_open=True))
+    # Replay: poses from an earlier run's keypoints JSON Lines (matched by frame index, checked by
+    # pts) instead of detector + tracker + model; smoothing, rendering and analyses run again.
+    keypoints_from: str | None = setting(
+        None, "replay: poses from an earlier run's keypoints JSON Lines instead of the models (--keypoints-from)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +268,16 @@ class RenderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ExerciseConfig:
+    """Rep counting and form cues (posestream.exercises) for every tracked person."""
+
+    name: str | None = setting(
+        None, "count reps and give form cues: squat, push_up, lunge, biceps_curl or a YAML file; null: off (--exercise)")
+    score_threshold: float = setting(0.3, "keypoints scoring below this never move a phase nor fire a cue", UNIT)
+    forget_after_s: float = setting(5.0, "a track unseen this long loses its count (s)", Range(0.0, 3600.0))
+
+
+@dataclass(frozen=True, slots=True)
 class OutputConfig:
     video: str | None = setting(
         None, "annotated H.264 MP4 (same as --out-video); an image suffix (.png, .jpg) for a single still")
@@ -272,6 +286,8 @@ class OutputConfig:
     show: bool = setting(False, "a desktop window (needs an OpenCV build with a GUI) (--show)")
     json: str | None = setting(None, "keypoints as JSON Lines, one line per frame (same as --out-json)")
     csv: str | None = setting(None, "keypoints as CSV, one row per person and frame (same as --out-csv)")
+    reps: str | None = setting(None, "rep events as JSON Lines, one line per completed rep (with exercise.name; "
+                               "--out-reps)")  # fmt: skip
     crf: int = setting(20, "H.264 quality: lower = better and bigger (0 = lossless)", Range(0, 51))
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = (
         setting("veryfast", "x264 speed/size trade-off: slower presets make smaller files"))
@@ -286,6 +302,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    exercise: ExerciseConfig = field(default_factory=ExerciseConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["Frame", "Detections", "Tracks", "Poses", "Packet", "COCO_KEYPOINTS", "COCO_SKELETON"]
+__all__ = ["Frame", "Detections", "Tracks", "Poses", "Packet", "RepEvent", "ExerciseStatus", "ExerciseFrame",
+           "COCO_KEYPOINTS", "COCO_SKELETON"]
 
 COCO_KEYPOINTS: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -163,12 +164,76 @@ class Poses:
 
 
 @dataclass(frozen=True, slots=True)
+class RepEvent:
+    """One completed repetition of one tracked person (see ``posestream.exercises``).
+
+    pts_start: the last frame in the start position before the rep; pts_turn: the frame where the
+    driving angle was most extreme; pts: the frame the start position was reached again (the event's
+    time). minimum / maximum: measure name -> degrees over the rep (valid frames only; the driving
+    measure and every measure a form rule reads). cues: the form rules that fired, in definition order.
+    """
+
+    exercise: str
+    track_id: int
+    rep: int  # 1-based count for this track
+    pts_start: float
+    pts_turn: float
+    pts: float
+    minimum: dict[str, float]
+    maximum: dict[str, float]
+    cues: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {"exercise": self.exercise, "track_id": self.track_id, "rep": self.rep, "pts": self.pts,
+                "pts_start": self.pts_start, "pts_turn": self.pts_turn, "min_deg": dict(self.minimum),
+                "max_deg": dict(self.maximum), "cues": list(self.cues)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ExerciseStatus:
+    """Where one tracked person is in the exercise in this frame.
+
+    phase: the exercise's label for the current phase (e.g. "standing", "lowering", "bottom").
+    value_deg: the driving measure this frame; None when a keypoint it needs is below threshold.
+    cues: those of the last completed rep (shown until the next rep completes).
+    """
+
+    track_id: int
+    reps: int
+    phase: str
+    value_deg: float | None
+    cues: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"track_id": self.track_id, "reps": self.reps, "phase": self.phase,
+                "value_deg": self.value_deg, "cues": list(self.cues)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ExerciseFrame:
+    """The exercise analysis of one frame: every tracked person's status, the reps completed in this
+    frame (``events``), and the last few reps up to it (``recent``, oldest first): a live view that
+    misses frames (drop-oldest edges) still lists every recent rep."""
+
+    exercise: str
+    people: tuple[ExerciseStatus, ...] = ()
+    events: tuple[RepEvent, ...] = ()
+    recent: tuple[RepEvent, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"exercise": self.exercise, "people": [p.as_dict() for p in self.people],
+                "events": [e.as_dict() for e in self.events],
+                "recent_reps": [e.as_dict() for e in self.recent]}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Packet:
     """What travels between stages: one frame and everything found in it so far.
 
     Stages return ``packet.with_(...)`` rather than mutating. ``timings`` maps stage name to the
     seconds that stage spent on this packet (filled by the graph runtime); ``annotated`` is the
-    rendered picture, (H, W, 3) uint8 BGR, once the render stage has run.
+    rendered picture, (H, W, 3) uint8 BGR, once the render stage has run; ``exercise`` the rep
+    counting and form cues, once the exercise stage has run.
     """
 
     frame: Frame
@@ -176,6 +241,7 @@ class Packet:
     tracks: Tracks | None = None
     poses: Poses | None = None
     annotated: np.ndarray | None = None
+    exercise: ExerciseFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

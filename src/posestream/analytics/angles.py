@@ -43,7 +43,7 @@ from posestream.types import COCO_KEYPOINTS
 
 __all__ = [
     "JOINT_ANGLES", "ANGLE_NAMES", "SIGNED_ANGLES", "interior_angle", "segment_angle", "joint_angles",
-    "unwrap_deg", "wrap_deg", "angular_velocity", "smooth_zero_phase", "finite_runs",
+    "unwrap_deg", "wrap_deg", "angular_velocity", "time_derivative", "smooth_zero_phase", "finite_runs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -166,11 +166,20 @@ def _check_series(name: str, values: np.ndarray, pts: np.ndarray) -> tuple[np.nd
 def angular_velocity(angles: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """d(angle)/dt in degrees per second, from (T,) angles at (T,) times ``pts`` (seconds).
 
-    ``np.gradient`` with the real times (second-order central differences on uneven spacing,
-    one-sided at the ends) on each run of finite angles separately; a run of one sample gives NaN.
     Pass unwrapped angles (:func:`unwrap_deg`) for signed ones, or a wrap shows as a huge speed.
+    See :func:`time_derivative` for the method.
     """
-    a, p = _check_series("angular_velocity", angles, pts)
+    return time_derivative(angles, pts, name="angular_velocity")
+
+
+def time_derivative(values: np.ndarray, pts: np.ndarray, *, name: str = "time_derivative") -> np.ndarray:
+    """d(values)/dt per second, from a (T,) series (any unit: degrees, metres, pixels) at (T,) ``pts``.
+
+    ``np.gradient`` with the real times (second-order central differences on uneven spacing,
+    one-sided at the ends) on each run of finite values separately; a run of one sample gives NaN.
+    Apply twice for an acceleration.
+    """
+    a, p = _check_series(name, values, pts)
     out = np.full_like(a, np.nan)
     for start, stop in finite_runs(a):
         if stop - start >= 2:

@@ -27,8 +27,9 @@ def add_angle_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--angle-threshold", type=float, default=0.3,
                         help="keypoint score below which an angle is NaN (default 0.3)")  # fmt: skip
     parser.add_argument("--zero-phase-hz", type=float, default=None,
-                        help="offline forward-backward Butterworth low-pass at this cutoff (recorded "
-                             "footage only: it uses future frames, which a live filter cannot)")  # fmt: skip
+                        help="offline forward-backward Butterworth low-pass at this cutoff in Hz (recorded "
+                             "footage only: it uses future frames, which a live filter cannot); angles: off by "
+                             "default; biomech: 6 Hz by default, 0 = off")  # fmt: skip
 
 
 def write_angle_report(keypoints: str | Path, out_dir: str | Path, *, threshold: float = 0.3,

@@ -25,7 +25,6 @@ second) for each angle. NaN (keypoint below threshold) is written as an empty ce
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ from posestream.analytics.angles import (
     ANGLE_NAMES, JOINT_ANGLES, SIGNED_ANGLES, angular_velocity, joint_angles, smooth_zero_phase, unwrap_deg,
     wrap_deg,
 )
-from posestream.errors import InputError
+from posestream.io.keypoints import read_keypoint_frames
 
-__all__ = ["PoseRecord", "TrackAngles", "read_keypoints_jsonl", "track_angles", "write_angles_csv",
+__all__ = ["PoseRecord", "TrackAngles", "read_keypoints_jsonl", "records_by_track", "track_angles", "write_angles_csv",
            "plot_angles", "track_figure", "csv_columns", "has_keypoints", "NO_DATA_NOTE"]
 
 NO_DATA_NOTE = "no keypoints above threshold {threshold:g}"
@@ -73,32 +72,40 @@ class TrackAngles:
 def read_keypoints_jsonl(path: str | Path) -> list[PoseRecord]:
     """Read the pipeline's keypoints JSON Lines file into one record per person per frame.
 
-    Blank lines are skipped; unknown keys ignored. Raises InputError naming the file and line for a
-    missing file, bad JSON, or keypoints that are not a list of [x, y, score] triples.
+    The format and its errors (InputError naming the file and line) are those of
+    :func:`posestream.io.keypoints.read_keypoint_frames`.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read keypoints file {path}: {exc.strerror or exc}") from exc
     records: list[PoseRecord] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            frame, pts = int(item["frame"]), float(item["pts"])
-            for person in item.get("people", []):
-                kps = np.asarray(person["keypoints"], dtype=np.float64)  # (K, 3) x, y, score
-                if kps.size == 0:  # a tracking-only run: boxes and ids, no keypoints
-                    kps = np.zeros((0, 3), np.float64)
-                if kps.ndim != 2 or kps.shape[1] != 3:
-                    raise ValueError(f"keypoints must be a list of [x, y, score], got shape {kps.shape}")
-                records.append(PoseRecord(frame, pts, int(person.get("track_id", -1)), kps[:, :2], kps[:, 2]))
-        except (ValueError, KeyError, TypeError) as exc:
-            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise InputError(f"{path}:{lineno}: bad keypoints record: {what}") from exc
+    for f in read_keypoint_frames(path):
+        p = f.poses
+        for i in range(len(p)):
+            records.append(PoseRecord(f.frame, f.pts, int(p.track_id[i]), p.keypoints[i].astype(np.float64),
+                                      p.scores[i].astype(np.float64)))  # fmt: skip
     return records
+
+
+def records_by_track(records: Iterable[PoseRecord]) -> dict[int, list[PoseRecord]]:
+    """Records grouped per track id (increasing), each sorted by frame; untracked (-1) are skipped.
+
+    Raises ValueError when a track appears twice in one frame.
+    """
+    by_track: dict[int, list[PoseRecord]] = defaultdict(list)
+    untracked = 0
+    for rec in records:
+        if rec.track_id < 0:
+            untracked += 1
+        else:
+            by_track[rec.track_id].append(rec)
+    if untracked:
+        logger.info("skipped %d untracked person records (track_id -1)", untracked)
+    out = {}
+    for tid in sorted(by_track):
+        recs = sorted(by_track[tid], key=lambda r: r.frame)
+        dup = [a.frame for a, b in zip(recs, recs[1:]) if a.frame == b.frame]
+        if dup:
+            raise ValueError(f"track {tid} appears twice in frame {dup[0]}")
+        out[tid] = recs
+    return out
 
 
 def has_keypoints(records: Iterable[PoseRecord]) -> bool:
@@ -118,23 +125,9 @@ def track_angles(records: Iterable[PoseRecord], *, threshold: float = 0.3,
     Returns:
         track id -> TrackAngles, in increasing track id.
     """
-    by_track: dict[int, list[PoseRecord]] = defaultdict(list)
-    untracked = 0
-    for rec in records:
-        if rec.track_id < 0:
-            untracked += 1
-        else:
-            by_track[rec.track_id].append(rec)
-    if untracked:
-        logger.info("track_angles: skipped %d untracked person records (track_id -1)", untracked)
-
     out: dict[int, TrackAngles] = {}
-    for tid in sorted(by_track):
-        recs = sorted(by_track[tid], key=lambda r: r.frame)
+    for tid, recs in records_by_track(records).items():
         frame = np.array([r.frame for r in recs], np.int64)
-        dup = np.flatnonzero(np.diff(frame) == 0)
-        if dup.size:
-            raise ValueError(f"track_angles: track {tid} appears twice in frame {frame[dup[0]]}")
         pts = np.array([r.pts for r in recs], np.float64)
         if any(len(r.scores) == 0 for r in recs):  # boxes only (tracking-only run): nothing to measure
             angles = {name: np.full(len(recs), np.nan) for name in ANGLE_NAMES}

@@ -25,6 +25,8 @@ Frames of another size than the first (a folder of mixed-size photos) are letter
 
 Keypoints: one JSON object per line and per frame (CSV: one row per person), each written with one
 ``os.write`` (no Python buffer), so a killed run leaves whole lines only.
+``pts`` is written in full (the shortest decimal that reads back as the same float), so downstream
+outputs keep exact frame times even at 240 fps, where 1/240 s has no short decimal form.
 
 Images (annotated photos): each written to a temporary name beside its target and renamed into
 place, so a killed run never leaves half a picture under a real name.
@@ -52,8 +54,8 @@ from posestream.errors import OutputError
 from posestream.io.outputs import OutputFile, check_outputs, claim_outputs
 from posestream.types import COCO_KEYPOINTS, Poses
 
-__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "poses_to_records", "open_output",
-           "write_image"]  # fmt: skip
+__all__ = ["VideoWriter", "KeypointJsonlWriter", "KeypointCsvWriter", "JsonLinesWriter", "poses_to_records",
+           "open_output", "write_image"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -512,11 +514,24 @@ class KeypointJsonlWriter(_RecordFile):
 
     def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
         """name: the picture's file (image sources), written as ``"file"``."""
-        line = {"frame": frame_index, "pts": round(pts, 6)}
+        line = {"frame": frame_index, "pts": float(pts)}
         if name is not None:
             line["file"] = name
         line |= {"people": poses_to_records(poses), **self.extra}
         self._append((json.dumps(line, separators=(",", ":")) + "\n").encode())
+
+    def describe(self) -> str:
+        return super().describe("lines")
+
+
+class JsonLinesWriter(_RecordFile):
+    """One JSON object per ``write``, as one line written at once (whole lines only)."""
+
+    def __init__(self, target: str | os.PathLike | OutputFile, what: str = "JSON") -> None:
+        super().__init__(target, what)
+
+    def write(self, obj: dict) -> None:
+        self._append((json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode())
 
     def describe(self) -> str:
         return super().describe("lines")
@@ -548,7 +563,7 @@ class KeypointCsvWriter(_RecordFile):
     def write(self, frame_index: int, pts: float, poses: Poses | None, name: str | None = None) -> None:
         rows = []
         for person in poses_to_records(poses):
-            head = [frame_index, round(pts, 6)] + ([name] if self.with_file else [])
+            head = [frame_index, float(pts)] + ([name] if self.with_file else [])
             row = head + [person["track_id"], *person["box_xyxy"], person["box_score"]]
             fixed = len(row)
             for kp in person["keypoints"]:

@@ -1,8 +1,9 @@
-"""Render stage: draws what the packet holds onto a copy of the frame; banner and HUD in a strip above.
+"""Render stage: draws what the packet holds onto a copy of the frame; banner, HUD and reps in a strip above.
 
 The HUD (fps, capture latency, people) belongs to live views: the saved video shows it only when
 ``render.hud`` is true, and otherwise the live sinks add it themselves (``HudMeter`` + ``add_strip``)
-after the files have been written. See ``posestream.app`` for who gets what.
+after the files have been written. See ``posestream.app`` for who gets what. An exercise run's reps,
+phase and cues are the point of the run: they are drawn everywhere (under each person and as a strip line).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 from posestream.stages.base import StageBase
 from posestream.types import Packet
-from posestream.visual.draw import add_strip, draw_poses
+from posestream.visual.draw import add_strip, draw_exercise, draw_poses, exercise_hud_line
 
 __all__ = ["RenderStage", "HudMeter"]
 
@@ -38,22 +39,25 @@ class HudMeter:
 
 
 class RenderStage(StageBase):
-    """Skeletons, boxes and id labels on the picture; ``banner`` (e.g. the random-weights warning)
-    and, with ``hud``, the HUD line in a strip above it (the output is taller by ``strip_height``)."""
+    """Skeletons, boxes and id labels on the picture; ``banner`` (e.g. the random-weights warning),
+    with ``hud`` the HUD line and with ``exercise`` one line of reps/phase/cues per frame, in a strip
+    above it (the output is taller by ``strip_height``); with ``exercise``, each tracked person's reps,
+    phase and last cues under their box too."""
 
     name = "render"
 
     def __init__(self, *, keypoint_threshold: float = 0.3, draw_boxes: bool = True, hud: bool = False,
-                 banner: str | None = None) -> None:  # fmt: skip
+                 banner: str | None = None, exercise: bool = False) -> None:  # fmt: skip
         self.keypoint_threshold = keypoint_threshold
         self.draw_boxes = draw_boxes
         self.hud = HudMeter() if hud else None
         self.banner = banner
+        self.exercise = exercise
 
     @property
     def strip_lines(self) -> int:
         """Lines of the strip above every rendered picture (0: the picture keeps its size)."""
-        return int(self.banner is not None) + int(self.hud is not None)
+        return int(self.banner is not None) + int(self.hud is not None) + int(self.exercise)
 
     def process(self, packet: Packet) -> Packet:
         image = packet.frame.image.copy()
@@ -63,4 +67,10 @@ class RenderStage(StageBase):
         lines = [self.banner] if self.banner else []
         if self.hud is not None:
             lines += self.hud.lines(packet)
+        if self.exercise:  # a line on every frame (constant strip height), reps or not yet
+            if packet.exercise is not None:
+                draw_exercise(image, poses, packet.exercise)
+                lines.append(exercise_hud_line(packet.exercise))
+            else:
+                lines.append("")
         return packet.with_(annotated=add_strip(image, lines))

@@ -58,6 +58,8 @@ class ServeSink(StageBase):
         people = packet.people
         stats["people"] = len(people) if people is not None else 0
         stats["latency_ms"] = {"capture_to_render": round((now - packet.frame.t_capture) * 1e3, 1)}
+        if packet.exercise is not None:
+            stats["exercise"] = packet.exercise.as_dict()
         image = packet.annotated if packet.annotated is not None else packet.frame.image
         if self.hud is not None:
             image = add_strip(image, self.hud.lines(packet, now))

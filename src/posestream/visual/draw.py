@@ -14,9 +14,10 @@ import colorsys
 import cv2
 import numpy as np
 
-from posestream.types import COCO_SKELETON, Poses
+from posestream.types import COCO_SKELETON, ExerciseFrame, Poses
 
-__all__ = ["track_color", "draw_poses", "place_labels", "add_strip", "strip_height"]
+__all__ = ["track_color", "draw_poses", "place_labels", "add_strip", "strip_height", "draw_exercise",
+           "exercise_hud_line"]
 
 UNTRACKED_BGR = (200, 200, 200)
 
@@ -124,6 +125,7 @@ def place_labels(
         out[i] = (best[0], best[1])
     return out
 
+
 def _text_metrics(size_wh: tuple[int, int]) -> tuple[float, int, int, int]:
     """Font scale, stroke, cap height and line height (px) of strip text for a ``size_wh`` picture."""
     scale = max(0.5, max(size_wh) / 1440.0)
@@ -158,3 +160,39 @@ def add_strip(image: np.ndarray, lines: list[str]) -> np.ndarray:
         cv2.putText(strip, text, (round(8 * scale), base_y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                     thick, cv2.LINE_AA)  # fmt: skip
     return np.concatenate([strip, image], axis=0)
+
+
+CUE_BGR = (60, 170, 255)  # orange: a form cue
+
+
+def exercise_hud_line(exercise: ExerciseFrame) -> str:
+    """One strip line for every tracked person: ``squat  #3: 4 reps, bottom | go deeper  #5: ...``."""
+    parts = []
+    for s in exercise.people:
+        cue = f" | {', '.join(s.cues)}" if s.cues else ""
+        parts.append(f"#{s.track_id}: {s.reps} reps, {s.phase}{cue}")
+    return f"{exercise.exercise}  " + ("  ".join(parts) if parts else "no one tracked")
+
+
+def draw_exercise(image: np.ndarray, poses: Poses | None, exercise: ExerciseFrame) -> np.ndarray:
+    """Under each tracked person's box: the rep count and phase, and the last rep's cues; in place."""
+    if poses is None:
+        return image
+    scale = max(0.6, max(image.shape[:2]) / 1100.0)
+    thick = max(1, round(2 * scale))
+    rows = {int(t): i for i, t in enumerate(poses.track_id.tolist())}
+    h, w = image.shape[:2]
+    for s in exercise.people:
+        i = rows.get(s.track_id)
+        if i is None:
+            continue
+        x1, _, _, y2 = (int(round(v)) for v in poses.xyxy[i])
+        lines = [(f"{s.reps} reps  {s.phase}", track_color(s.track_id))] + [(c, CUE_BGR) for c in s.cues]
+        y = min(max(y2, 0), h - 1)
+        for text, color in lines:
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            y = min(y + th + base + 4, h - base)
+            x = min(max(x1, 0), max(0, w - tw - 4))
+            cv2.rectangle(image, (x, y - th - base), (x + tw + 4, y + base // 2), (0, 0, 0), -1)
+            cv2.putText(image, text, (x + 2, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
+    return image

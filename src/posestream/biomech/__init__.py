@@ -1,0 +1,1 @@
+"""Biomechanics outputs: OpenSim TRC/MOT, pixel-to-metre scaling, gap filling, derivatives, reports."""
