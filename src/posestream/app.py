@@ -14,7 +14,9 @@ from typing import Any
 
 from posestream.config import Config
 from posestream.errors import ConfigError, InputError
-from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source
+from posestream.io.outputs import OutputClaim, check_outputs, claim_outputs
+from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source, source_files
+from posestream.io.writers import VideoWriter
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
@@ -60,6 +62,20 @@ class Pipeline:
     keypoint_names: tuple[str, ...] = DEFAULT_KEYPOINT_SET.keypoints
     outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
     live_url: str | None = None  # the live view page (output.serve), serving from now on
+    sinks: list = field(default_factory=list)  # stages that write files; each can describe() them
+    claim: OutputClaim | None = None  # the claimed output files; release() when not run
+    live_sinks: list = field(default_factory=list)  # serve/show: release() closes them when not run
+
+    def describe_outputs(self) -> list[str]:
+        """Damage found in the source, then one line per output file: what it holds, finalised or not."""
+        parts = [self.graph.source, *self.sinks]
+        return [line for part in parts if hasattr(part, "describe") for line in part.describe()]
+
+    def release(self) -> None:
+        """Give back the outputs and the live server a pipeline holds (a no-op once its sinks closed them)."""
+        if self.claim is not None:
+            self.claim.release()
+        _stop_live(self.live_sinks)
 
 
 @dataclass(frozen=True)
@@ -216,14 +232,15 @@ class Processing:
 
 def build_processing(config: Config, models: Models | None = None, *, budget: ThreadBudget | None = None,
                      workers: int = 1, live: bool = True, photos: bool = False,
-                     source_fps: float | None = None) -> Processing:  # fmt: skip
+                     source_fps: float | None = None, reps_target=None) -> Processing:  # fmt: skip
     """Build the analysis stages of ``config``. Raises InputError subclasses for bad user input.
 
     models: already loaded models (see ``build_pipeline``); budget: the run's CPU thread budget
     (default: the config's, for ``workers`` pose workers); workers: copies of the pose stage; live:
     frames come one at a time (no cross-frame batches, no backfilled tracks), as in a live source or
     ``PoseTracker``; photos: independent pictures (no tracking, no smoothing, every box scoring
-    ``detector.conf`` posed); source_fps: the source's rate, the tracker's unless ``tracker.frame_rate``.
+    ``detector.conf`` posed); source_fps: the source's rate, the tracker's unless ``tracker.frame_rate``;
+    reps_target: the claimed ``output.reps`` file (``io.outputs``; default: the path, claimed on open).
     """
     stages: list = []
     extras: dict[str, Any] = {}
@@ -272,7 +289,7 @@ def build_processing(config: Config, models: Models | None = None, *, budget: Th
                                         forget_after_s=e.forget_after_s, keypoint_names=names)  # fmt: skip
         except ValueError as exc:
             raise InputError(f"--exercise {e.name}: {exc}") from None
-        extras["exercise"] = ExerciseStage(analyzer, config.output.reps)
+        extras["exercise"] = ExerciseStage(analyzer, reps_target or config.output.reps)
         stages.append(extras["exercise"])
     random_weights = bool(getattr(backend, "random_weights", False))
     model_name = backend.name if backend is not None else (f"replay of {replay}" if replay else None)
@@ -337,7 +354,11 @@ def build_pipeline(
     models: Models | None = None,
     require_output: bool = False,
 ) -> Pipeline:
-    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
+    """Check and claim the outputs, open the source, build every stage, wire the graph.
+
+    Raises InputError subclasses. The preflight (``io.outputs``) comes first: a refused run has
+    loaded no model and touched no file. Outputs are claimed (locked, nothing truncated) here and
+    replaced only when the graph starts (the sinks open their writers in ``open()``).
 
     ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
@@ -347,11 +368,34 @@ def build_pipeline(
     """
     src_cfg = config.source
     _check_replay_outputs(config)
+    out = config.output
+    image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
+    video_file = out.video if not image_file else None
+    about: dict[str, Any] = {"source": source_spec}  # live stats; the model is added once it is open
+    live_sinks = _build_live_sinks(config, about)  # first: a bad flag fails fast
+    # The live view's port is bound now, before any output is claimed or model loaded: a port in
+    # use refuses the run while it has touched nothing.
+    live_url = next((s.server.start().url for s in live_sinks if isinstance(s, ServeSink)), None)
+    try:
+        paths = check_outputs({"video": video_file, "picture": image_file, "JSON": out.json, "CSV": out.csv,
+                               "rep events": out.reps}, source_files(source_spec))  # fmt: skip
+        paths.pop("picture", None)  # written to a temporary name and renamed (write_image): checked, not claimed
+        claim = claim_outputs(paths)
+    except BaseException:
+        _stop_live(live_sinks)
+        raise
     budget = thread_budget(config)  # planned before opening: the decoder gets its share
-    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
-                         threads=budget["decode"])  # fmt: skip
+    try:
+        reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
+                             threads=budget["decode"], strict=src_cfg.strict)  # fmt: skip
+    except BaseException:
+        claim.release()
+        _stop_live(live_sinks)
+        raise
+    video_writer = None
     try:
         info = reader.info
+        about["source"] = info.uri
         realtime = src_cfg.realtime
         if src_cfg.live == "true" and not info.live and not realtime:
             realtime = True  # a "live" file read as fast as it decodes would only drop frames
@@ -361,20 +405,28 @@ def build_pipeline(
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or realtime
         # Photos: pictures that have nothing to do with each other; nothing to track or smooth.
         photos = info.kind == "images" and not src_cfg.track_images
-        out = config.output
-        image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
-        video_file = out.video if not image_file else None
+        tracking = config.tracker.enabled and not photos
         _check_image_outputs(info, image_file, out.image_dir)
-        sinks = (out.video, out.json, out.csv, out.image_dir, out.reps)
-        if require_output and not (any(sinks) or out.serve or out.show or extra_stages):
+        if require_output and not (any((out.video, out.json, out.csv, out.image_dir, out.reps)) or live_sinks
+                                   or extra_stages):  # fmt: skip
             raise InputError(NOTHING_TO_WRITE)
-        about: dict[str, Any] = {"source": info.uri}  # live stats; the model is added once it is open
-        live_sinks = _build_live_sinks(config, about)  # before the models: a bad flag fails fast
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
             budget = thread_budget(config, workers=1)
+        video_args = dict(fps=info.fps, time_base=info.time_base, crf=out.crf, preset=out.preset,
+                          threads=budget.threads.get("encode", 0),
+                          audio_from=info.uri if info.kind == "file" and not live else None)  # fmt: skip
+        video_out = claim.take("video")
+        if video_out is not None and video_out.created:
+            # A new file protects nothing: its header goes out now, before models load, so a run
+            # killed at any moment from here on leaves a video that opens (an existing file is
+            # only replaced once the graph starts: a refused run must not touch it). The size
+            # assumes no banner strip; a random-weights run's banner makes it start again below.
+            w, h = info.size_wh
+            size_wh = (w, h + strip_height(info.size_wh, int(config.render.enabled and config.render.hud is True)))
+            video_writer = VideoWriter(video_out, size_wh, **video_args)
         processing = build_processing(config, models, budget=budget, workers=workers, live=live, photos=photos,
-                                      source_fps=info.fps)  # fmt: skip
+                                      source_fps=info.fps, reps_target=claim.take("rep events"))  # fmt: skip
         keypoint_set = processing.keypoint_set  # handed to every stage below
         if photos:
             log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
@@ -392,18 +444,21 @@ def build_pipeline(
                                  keypoint_set=keypoint_set)  # fmt: skip
             strip_lines = render.strip_lines
             stages.append(render)
-        if video_file:
+        sinks: list = []
+        if video_out is not None:
             w, h = info.size_wh
             size_wh = (w, h + strip_height(info.size_wh, strip_lines))  # banner/HUD strip above the picture
-            stages.append(VideoSink(video_file, size_wh, fps=info.fps, time_base=info.time_base,
-                                    crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
+            if video_writer is not None and video_writer.size_wh != size_wh:  # the strip is known only now
+                video_writer.discard()
+                video_writer = VideoWriter(video_out, size_wh, **video_args)
+            sinks.append(VideoSink(video_out, size_wh, writer=video_writer, **video_args))
         if image_file or out.image_dir:
-            stages.append(ImageSink(folder=out.image_dir, file=image_file))
+            sinks.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
             with_file = info.kind == "images"
-            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights, with_file=with_file,
-                                       keypoint_set=keypoint_set))  # fmt: skip
-        stages += live_sinks + list(extra_stages or [])
+            sinks.append(KeypointSink(claim.take("JSON"), claim.take("CSV"), random_weights=random_weights,
+                                      with_file=with_file, keypoint_set=keypoint_set))  # fmt: skip
+        stages += sinks + live_sinks + list(extra_stages or [])
         if not stages:  # nothing configured: still decode, so `run` measures the source
             stages.append(RenderStage())
         p = config.pipeline
@@ -415,16 +470,25 @@ def build_pipeline(
         resources = _describe_resources(processing.models.pose, processing.models.detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
-        outputs = [Path(p) for p in sinks if p]
-        live_url = None
-        for sink in live_sinks:  # last: nothing after this can fail, so a started server is always closed
-            if isinstance(sink, ServeSink):
-                live_url = sink.server.start().url
+        outputs = [Path(p) for p in (out.video, out.json, out.csv, out.image_dir, out.reps) if p]
+        described = [extras["exercise"]] if "exercise" in extras else []  # its rep events file
         return Pipeline(graph, info, live, processing.model_name, random_weights, extras, resources,
-                        processing.keypoint_names, outputs, live_url)  # fmt: skip
+                        processing.keypoint_names, outputs, live_url, sinks=described + sinks, claim=claim,
+                        live_sinks=live_sinks)  # fmt: skip
     except BaseException:
         reader.close()
+        if video_writer is not None:
+            video_writer.discard()
+        claim.release()
+        _stop_live(live_sinks)
         raise
+
+
+def _stop_live(live_sinks: list) -> None:
+    """Stop the live server of a pipeline that will not run (its sink stops it after a run)."""
+    for sink in live_sinks:
+        if isinstance(sink, ServeSink):
+            sink.server.stop()
 
 
 def _check_replay_outputs(config: Config) -> None:
@@ -457,9 +521,10 @@ def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:
 
         try:
             host, port = parse_hostport(out.serve)
+            server = LiveServer(host=host, port=port)
         except ValueError as exc:
             raise InputError(f"--serve (output.serve) {exc}") from None
-        sinks.append(ServeSink(LiveServer(host=host, port=port), hud=hud, about=about))
+        sinks.append(ServeSink(server, hud=hud, about=about))
     return sinks
 
 

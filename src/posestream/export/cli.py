@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from posestream.errors import ExportError, InputError
+from posestream.io.outputs import check_outputs
 from posestream.export.onnx import export_onnx
 from posestream.keypoints import KeypointSet, keypoint_set_names, parse_keypoint_set
 from posestream.models.known_weights import known_weight_names
@@ -92,6 +93,21 @@ def _keypoint_option(value: str | None) -> KeypointSet | None:
     return kset
 
 
+def _check_free_space(model, out: Path, *, fp16: bool, int8: bool) -> None:
+    """Refuse at once when the disk cannot hold the export (fp32 staging copy + the final file)."""
+    import shutil
+
+    params = sum(p.numel() for p in model.parameters())
+    needed = params * (4 + (2 if fp16 else 1 if int8 else 4))
+    folder = out.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise InputError(f"--out {out}: the export needs about {needed / 1e6:.0f} MB on that disk and "
+                         f"{free / 1e6:.1f} MB are free")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     """Export as ``args`` say; print the report. Returns the exit code (0)."""
     chosen = getattr(args, "precision", None)
@@ -103,6 +119,11 @@ def run(args: argparse.Namespace) -> int:
     if not _OPSET_RANGE[0] <= args.opset <= _OPSET_RANGE[1]:
         raise InputError(f"--opset {args.opset}: expected {_OPSET_RANGE[0]}..{_OPSET_RANGE[1]}")
     expected = _keypoint_option(getattr(args, "keypoints", None))
+    # Preflight: a path that cannot be written fails now, not after minutes of export work.
+    outputs = {"ONNX": args.out if args.format == "onnx" else args.out.with_suffix(".onnx")}
+    if args.format == "engine":
+        outputs["engine"] = args.out
+    check_outputs(outputs, renamed=True)
     if args.format == "engine" and args.int8:
         raise InputError("--int8 applies to --format onnx only (TensorRT int8 needs a calibration set)")
     if args.format == "engine":
@@ -123,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         model = fold_expert(model)
         print(f"folded ViTPose+ expert '{loaded.expert}' into a plain ViTPose")
     weights = None if loaded.random_weights else loaded.weights
+    _check_free_space(model, outputs["ONNX"], fp16=args.fp16, int8=args.int8)
 
     onnx_out = args.out if args.format == "onnx" else args.out.with_suffix(".onnx")
     calibration = None

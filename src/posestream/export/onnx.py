@@ -34,13 +34,14 @@ Pass ``atol`` to override.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ import onnx
 import torch
 from torch import nn
 
-from posestream.errors import ExportError
+from posestream.errors import ExportError, OutputError
 from posestream.keypoints import KeypointSet, keypoint_set_for
 
 __all__ = [
@@ -147,7 +148,7 @@ def export_onnx(
     model.eval()
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="posestream-export-", dir=out_path.parent) as tmp:
+        with _writing(out_path), tempfile.TemporaryDirectory(prefix="posestream-export-", dir=out_path.parent) as tmp:
             fp32_path = Path(tmp) / "fp32.onnx"
             _torch_export(model, fp32_path, opset, (img_h, img_w))
             proto = _convert(fp32_path, Path(tmp), precision, calibration)
@@ -319,6 +320,16 @@ def _save(proto: onnx.ModelProto, path: Path, metadata: dict[str, str]) -> None:
         onnx.save_model(proto, str(path), save_as_external_data=True, location=path.name + ".data")
     else:
         onnx.save_model(proto, str(path))
+
+
+@contextlib.contextmanager
+def _writing(out_path: Path) -> Iterator[None]:
+    """A failed write while staging or moving the file (disk full, read-only) is an OutputError."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"cannot write the exported model '{out_path}': {reason}; nothing was written there") from None
 
 
 def _move_into_place(staged: Path, out_path: Path) -> None:
