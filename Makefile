@@ -7,7 +7,7 @@ OUT     ?= out
 export POSESTREAM_SHARED := $(SHARED)
 
 .PHONY: install install-test demo test bench clean bench-cpu bench-model bench-precision bench-peers \
-        bench-detection bench-start bench-live
+        bench-detection bench-start bench-live soak
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench-start: install  # launch -> first processed frame, cold and with the compi
 
 bench-live: install  # sports2d at its native 30 fps as a live source, webcam preset, ViTPose-S
 	$(BIN)/python benchmarks/live_check.py --out $(CPU_RESULTS)/live
+
+# 20 minutes of the whole pipeline on a looping clip: RSS and fps every 10 s (run it on a quiet machine).
+soak: install
+	$(BIN)/python benchmarks/soak.py --minutes 20 --out-dir $(CPU_RESULTS)/soak
 
 clean:
 	rm -rf $(VENV) $(OUT) reports .pytest_cache

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from posestream.evaluation.dataset import load_keypoint_dataset
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
 from posestream.models.vitpose import build_vitpose
 from posestream.training.loop import TrainConfig, evaluate_model, train
 

@@ -60,6 +60,8 @@ SHORTCUTS: dict[str, str] = {
     "detector": "detector.model",
     "variant": "pose.variant",
     "weights": "pose.weights",
+    "keypoints": "pose.keypoints",  # the keypoint set the model must predict (coco, wholebody, ...)
+    "expert": "pose.expert",  # ViTPose+ expert
     "precision": "pose.precision",
     "calibration": "pose.calibration",  # int8 calibration pictures
     "keypoints_from": "pose.keypoints_from",
@@ -67,6 +69,7 @@ SHORTCUTS: dict[str, str] = {
     "exercise": "exercise.name",
     "max_frames": "source.max_frames",
     "realtime": "source.realtime",
+    "strict": "source.strict",  # run --strict: a damaged packet stops the run
     "track_images": "source.track_images",  # run --track: an image folder is a frame sequence
     "out_video": "output.video",
     "out_dir": "output.image_dir",

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from posestream.config import Config
-from posestream.errors import InputError
-from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source
+from posestream.errors import ConfigError, InputError
+from posestream.io.outputs import OutputClaim, check_outputs, claim_outputs
+from posestream.io.video import IMAGE_EXTENSIONS, SourceInfo, open_source, source_files
+from posestream.io.writers import VideoWriter
 from posestream.pipeline.budget import ThreadBudget, plan_threads, usable_cores
 from posestream.pipeline.channel import Overflow
 from posestream.pipeline.graph import Graph
@@ -22,7 +24,7 @@ from posestream.stages.decode import DecodeSource
 from posestream.stages.render import RenderStage
 from posestream.stages.serve import ServeSink, parse_hostport
 from posestream.stages.sinks import ImageSink, KeypointSink, VideoSink
-from posestream.types import COCO_KEYPOINTS
+from posestream.keypoints import DEFAULT_KEYPOINT_SET, KeypointSet, keypoint_set_for
 from posestream.visual.draw import strip_height
 
 __all__ = [
@@ -57,9 +59,23 @@ class Pipeline:
     extras: dict[str, Any] = field(default_factory=dict)  # stage objects tests/bench may inspect
     # What runs where, for the run summary: {"pose": "openvino[CPU,bf16] bf16 (default: ...), 2 threads", ...}
     resources: dict[str, str] = field(default_factory=dict)
-    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    keypoint_names: tuple[str, ...] = DEFAULT_KEYPOINT_SET.keypoints
     outputs: list[Path] = field(default_factory=list)  # files (or folders) the run writes
     live_url: str | None = None  # the live view page (output.serve), serving from now on
+    sinks: list = field(default_factory=list)  # stages that write files; each can describe() them
+    claim: OutputClaim | None = None  # the claimed output files; release() when not run
+    live_sinks: list = field(default_factory=list)  # serve/show: release() closes them when not run
+
+    def describe_outputs(self) -> list[str]:
+        """Damage found in the source, then one line per output file: what it holds, finalised or not."""
+        parts = [self.graph.source, *self.sinks]
+        return [line for part in parts if hasattr(part, "describe") for line in part.describe()]
+
+    def release(self) -> None:
+        """Give back the outputs and the live server a pipeline holds (a no-op once its sinks closed them)."""
+        if self.claim is not None:
+            self.claim.release()
+        _stop_live(self.live_sinks)
 
 
 @dataclass(frozen=True)
@@ -114,15 +130,24 @@ def build_pose_backend(config: Config, threads: int | None = None):
 
     threads: inference threads (default: ``pose.threads``, or the budget's share when that is 0).
     pose.model: an ONNX file, a known name (``posestream models``: fetched and exported once into
-    the cache), or 'none'.
+    the cache), or 'none'. ``pose.keypoints`` (a set name) is what the model must predict: a model of
+    another set is a ModelFileError naming both. ``pose.expert`` picks a ViTPose+ expert. See
+    ``open_pose_backend``.
     """
+    from posestream.keypoints import get_keypoint_set
+
     pose = config.pose
     model, precision = _named(pose.model), pose.precision
-    if not (model or pose.variant):
+    if not (model or pose.variant or pose.weights):
         return None
-    from posestream.models.catalog import is_model_name, pose_model_file
+    from posestream.export.on_demand import pose_model_file
+    from posestream.models.catalog import is_model_name
     from posestream.runtime.factory import open_pose_backend
 
+    try:
+        expected = get_keypoint_set(pose.keypoints) if pose.keypoints else None
+    except ValueError as exc:
+        raise ConfigError(f"pose.keypoints: {exc}") from None
     if model and is_model_name(model):
         model = pose_model_file(model, precision)  # a known name: fetched and exported once into the cache
         precision = "fp32" if precision == "fp16" else precision  # an fp16 export runs as it is
@@ -134,6 +159,7 @@ def build_pose_backend(config: Config, threads: int | None = None):
         calibration = pose_calibration(pose.calibration)
     return open_pose_backend(
         model, variant=pose.variant, weights=pose.weights, decoder=pose.decoder,
+        expert=pose.expert, keypoint_set=expected,
         engine=pose.engine, providers=pose.providers, device=pose.device,
         threads=threads or pose.threads or thread_budget(config)["pose"],
         precision=precision, calibration=calibration,
@@ -199,20 +225,22 @@ class Processing:
     models: Models
     model_name: str | None = None
     random_weights: bool = False
-    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    keypoint_names: tuple[str, ...] = DEFAULT_KEYPOINT_SET.keypoints
     extras: dict[str, Any] = field(default_factory=dict)
+    keypoint_set: KeypointSet | None = None  # what the poses' K keypoints are (None: no keypoints)
 
 
 def build_processing(config: Config, models: Models | None = None, *, budget: ThreadBudget | None = None,
                      workers: int = 1, live: bool = True, photos: bool = False,
-                     source_fps: float | None = None) -> Processing:  # fmt: skip
+                     source_fps: float | None = None, reps_target=None) -> Processing:  # fmt: skip
     """Build the analysis stages of ``config``. Raises InputError subclasses for bad user input.
 
     models: already loaded models (see ``build_pipeline``); budget: the run's CPU thread budget
     (default: the config's, for ``workers`` pose workers); workers: copies of the pose stage; live:
     frames come one at a time (no cross-frame batches, no backfilled tracks), as in a live source or
     ``PoseTracker``; photos: independent pictures (no tracking, no smoothing, every box scoring
-    ``detector.conf`` posed); source_fps: the source's rate, the tracker's unless ``tracker.frame_rate``.
+    ``detector.conf`` posed); source_fps: the source's rate, the tracker's unless ``tracker.frame_rate``;
+    reps_target: the claimed ``output.reps`` file (``io.outputs``; default: the path, claimed on open).
     """
     stages: list = []
     extras: dict[str, Any] = {}
@@ -230,15 +258,21 @@ def build_processing(config: Config, models: Models | None = None, *, budget: Th
         from posestream.io.keypoints import read_keypoint_frames
         from posestream.stages.replay import ReplayStage
 
+        from posestream.analytics.report import keypoint_set_of_jsonl
+
         frames = read_keypoint_frames(replay)
-        num_k = max((f.poses.keypoints.shape[1] for f in frames), default=len(COCO_KEYPOINTS))
+        kset = keypoint_set_of_jsonl(replay)  # the set the file names, else the registered one for its K
+        num_k = max((f.poses.keypoints.shape[1] for f in frames), default=kset.num_keypoints)
         stages.append(ReplayStage(frames, replay, num_k))
         models = Models()
-        names = COCO_KEYPOINTS if num_k == len(COCO_KEYPOINTS) else tuple(f"keypoint_{i}" for i in range(num_k))
+        if num_k != kset.num_keypoints:
+            kset = None if num_k == 0 else keypoint_set_for(num_k)
+        names = kset.keypoints if kset is not None else ()
     else:
         budget = budget or thread_budget(config, workers=workers)
         models = models if models is not None else load_models(config, budget)
-        names = tuple(models.pose.keypoint_names) if models.pose is not None else COCO_KEYPOINTS
+        kset = models.pose.keypoint_set if models.pose is not None else None
+        names = kset.keypoints if kset is not None else DEFAULT_KEYPOINT_SET.keypoints
         _model_stages(config, models, budget, workers, live, photos, source_fps, stages, extras)
     backend = models.pose
     if (backend is not None or replay) and config.smooth.filter != "none" and not photos:
@@ -255,11 +289,11 @@ def build_processing(config: Config, models: Models | None = None, *, budget: Th
                                         forget_after_s=e.forget_after_s, keypoint_names=names)  # fmt: skip
         except ValueError as exc:
             raise InputError(f"--exercise {e.name}: {exc}") from None
-        extras["exercise"] = ExerciseStage(analyzer, config.output.reps)
+        extras["exercise"] = ExerciseStage(analyzer, reps_target or config.output.reps)
         stages.append(extras["exercise"])
     random_weights = bool(getattr(backend, "random_weights", False))
     model_name = backend.name if backend is not None else (f"replay of {replay}" if replay else None)
-    return Processing(stages, models, model_name, random_weights, names, extras)
+    return Processing(stages, models, model_name, random_weights, names, extras, kset)
 
 
 def _model_stages(config: Config, models: Models, budget: ThreadBudget, workers: int, live: bool, photos: bool,
@@ -320,7 +354,11 @@ def build_pipeline(
     models: Models | None = None,
     require_output: bool = False,
 ) -> Pipeline:
-    """Open the source, build every configured stage, wire the graph. Raises InputError subclasses.
+    """Check and claim the outputs, open the source, build every stage, wire the graph.
+
+    Raises InputError subclasses. The preflight (``io.outputs``) comes first: a refused run has
+    loaded no model and touched no file. Outputs are claimed (locked, nothing truncated) here and
+    replaced only when the graph starts (the sinks open their writers in ``open()``).
 
     ``models``: already loaded models (``load_models(config)``) to reuse across videos, e.g. one
     load per batch worker; they must come from the same ``pose``/``detector``/``tracker`` config.
@@ -330,11 +368,34 @@ def build_pipeline(
     """
     src_cfg = config.source
     _check_replay_outputs(config)
+    out = config.output
+    image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
+    video_file = out.video if not image_file else None
+    about: dict[str, Any] = {"source": source_spec}  # live stats; the model is added once it is open
+    live_sinks = _build_live_sinks(config, about)  # first: a bad flag fails fast
+    # The live view's port is bound now, before any output is claimed or model loaded: a port in
+    # use refuses the run while it has touched nothing.
+    live_url = next((s.server.start().url for s in live_sinks if isinstance(s, ServeSink)), None)
+    try:
+        paths = check_outputs({"video": video_file, "picture": image_file, "JSON": out.json, "CSV": out.csv,
+                               "rep events": out.reps}, source_files(source_spec))  # fmt: skip
+        paths.pop("picture", None)  # written to a temporary name and renamed (write_image): checked, not claimed
+        claim = claim_outputs(paths)
+    except BaseException:
+        _stop_live(live_sinks)
+        raise
     budget = thread_budget(config)  # planned before opening: the decoder gets its share
-    reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
-                         threads=budget["decode"])  # fmt: skip
+    try:
+        reader = open_source(source_spec, image_fps=src_cfg.image_fps, max_frames=src_cfg.max_frames,
+                             threads=budget["decode"], strict=src_cfg.strict)  # fmt: skip
+    except BaseException:
+        claim.release()
+        _stop_live(live_sinks)
+        raise
+    video_writer = None
     try:
         info = reader.info
+        about["source"] = info.uri
         realtime = src_cfg.realtime
         if src_cfg.live == "true" and not info.live and not realtime:
             realtime = True  # a "live" file read as fast as it decodes would only drop frames
@@ -344,20 +405,29 @@ def build_pipeline(
         live = {"auto": info.live, "true": True, "false": False}[src_cfg.live] or realtime
         # Photos: pictures that have nothing to do with each other; nothing to track or smooth.
         photos = info.kind == "images" and not src_cfg.track_images
-        out = config.output
-        image_file = out.video if out.video and Path(out.video).suffix.lower() in IMAGE_EXTENSIONS else None
-        video_file = out.video if not image_file else None
+        tracking = config.tracker.enabled and not photos
         _check_image_outputs(info, image_file, out.image_dir)
-        sinks = (out.video, out.json, out.csv, out.image_dir, out.reps)
-        if require_output and not (any(sinks) or out.serve or out.show or extra_stages):
+        if require_output and not (any((out.video, out.json, out.csv, out.image_dir, out.reps)) or live_sinks
+                                   or extra_stages):  # fmt: skip
             raise InputError(NOTHING_TO_WRITE)
-        about: dict[str, Any] = {"source": info.uri}  # live stats; the model is added once it is open
-        live_sinks = _build_live_sinks(config, about)  # before the models: a bad flag fails fast
         workers = pose_workers(config, live)
         if workers == 1 and "pose.0" in budget.threads:  # live only found on opening: one worker
             budget = thread_budget(config, workers=1)
+        video_args = dict(fps=info.fps, time_base=info.time_base, crf=out.crf, preset=out.preset,
+                          threads=budget.threads.get("encode", 0),
+                          audio_from=info.uri if info.kind == "file" and not live else None)  # fmt: skip
+        video_out = claim.take("video")
+        if video_out is not None and video_out.created:
+            # A new file protects nothing: its header goes out now, before models load, so a run
+            # killed at any moment from here on leaves a video that opens (an existing file is
+            # only replaced once the graph starts: a refused run must not touch it). The size
+            # assumes no banner strip; a random-weights run's banner makes it start again below.
+            w, h = info.size_wh
+            size_wh = (w, h + strip_height(info.size_wh, int(config.render.enabled and config.render.hud is True)))
+            video_writer = VideoWriter(video_out, size_wh, **video_args)
         processing = build_processing(config, models, budget=budget, workers=workers, live=live, photos=photos,
-                                      source_fps=info.fps)  # fmt: skip
+                                      source_fps=info.fps, reps_target=claim.take("rep events"))  # fmt: skip
+        keypoint_set = processing.keypoint_set  # handed to every stage below
         if photos:
             log.info("%s: %d independent photo(s): no tracking; every box scoring >= %g is a person "
                      "(--track for a frame sequence)", info.uri, info.frame_count or 0, config.detector.conf)  # fmt: skip
@@ -370,20 +440,25 @@ def build_pipeline(
         if r.enabled and (out.video or out.image_dir or live_sinks or extra_stages):
             banner = RANDOM_BANNER if random_weights else None
             render = RenderStage(keypoint_threshold=r.keypoint_threshold, draw_boxes=r.draw_boxes,
-                                 hud=r.hud is True, banner=banner, exercise="exercise" in extras)  # fmt: skip
+                                 hud=r.hud is True, banner=banner, exercise="exercise" in extras,
+                                 keypoint_set=keypoint_set)  # fmt: skip
             strip_lines = render.strip_lines
             stages.append(render)
-        if video_file:
+        sinks: list = []
+        if video_out is not None:
             w, h = info.size_wh
             size_wh = (w, h + strip_height(info.size_wh, strip_lines))  # banner/HUD strip above the picture
-            stages.append(VideoSink(video_file, size_wh, fps=info.fps, time_base=info.time_base,
-                                    crf=out.crf, preset=out.preset, threads=budget["encode"]))  # fmt: skip
+            if video_writer is not None and video_writer.size_wh != size_wh:  # the strip is known only now
+                video_writer.discard()
+                video_writer = VideoWriter(video_out, size_wh, **video_args)
+            sinks.append(VideoSink(video_out, size_wh, writer=video_writer, **video_args))
         if image_file or out.image_dir:
-            stages.append(ImageSink(folder=out.image_dir, file=image_file))
+            sinks.append(ImageSink(folder=out.image_dir, file=image_file))
         if out.json or out.csv:
             with_file = info.kind == "images"
-            stages.append(KeypointSink(out.json, out.csv, random_weights=random_weights, with_file=with_file))
-        stages += live_sinks + list(extra_stages or [])
+            sinks.append(KeypointSink(claim.take("JSON"), claim.take("CSV"), random_weights=random_weights,
+                                      with_file=with_file, keypoint_set=keypoint_set))  # fmt: skip
+        stages += sinks + live_sinks + list(extra_stages or [])
         if not stages:  # nothing configured: still decode, so `run` measures the source
             stages.append(RenderStage())
         p = config.pipeline
@@ -395,16 +470,25 @@ def build_pipeline(
         resources = _describe_resources(processing.models.pose, processing.models.detector, config)
         resources["threads"] = budget.describe()
         extras["budget"] = budget
-        outputs = [Path(p) for p in sinks if p]
-        live_url = None
-        for sink in live_sinks:  # last: nothing after this can fail, so a started server is always closed
-            if isinstance(sink, ServeSink):
-                live_url = sink.server.start().url
+        outputs = [Path(p) for p in (out.video, out.json, out.csv, out.image_dir, out.reps) if p]
+        described = [extras["exercise"]] if "exercise" in extras else []  # its rep events file
         return Pipeline(graph, info, live, processing.model_name, random_weights, extras, resources,
-                        processing.keypoint_names, outputs, live_url)  # fmt: skip
+                        processing.keypoint_names, outputs, live_url, sinks=described + sinks, claim=claim,
+                        live_sinks=live_sinks)  # fmt: skip
     except BaseException:
         reader.close()
+        if video_writer is not None:
+            video_writer.discard()
+        claim.release()
+        _stop_live(live_sinks)
         raise
+
+
+def _stop_live(live_sinks: list) -> None:
+    """Stop the live server of a pipeline that will not run (its sink stops it after a run)."""
+    for sink in live_sinks:
+        if isinstance(sink, ServeSink):
+            sink.server.stop()
 
 
 def _check_replay_outputs(config: Config) -> None:
@@ -437,9 +521,10 @@ def _build_live_sinks(config: Config, about: dict[str, Any]) -> list:
 
         try:
             host, port = parse_hostport(out.serve)
+            server = LiveServer(host=host, port=port)
         except ValueError as exc:
             raise InputError(f"--serve (output.serve) {exc}") from None
-        sinks.append(ServeSink(LiveServer(host=host, port=port), hud=hud, about=about))
+        sinks.append(ServeSink(server, hud=hud, about=about))
     return sinks
 
 
@@ -503,7 +588,7 @@ def thread_budget(config: Config, workers: int | None = None) -> ThreadBudget:
     requested = {"decode": p.decode_threads}
     weights = dict(BUDGET_WEIGHTS)
     workers = pose_workers(config, config.source.live == "true" or config.source.realtime) if workers is None else workers
-    posing = _named(pose.model) or pose.variant
+    posing = _named(pose.model) or pose.variant or pose.weights
     if posing and workers > 1:
         for i in range(workers):
             requested[f"pose.{i}"] = pose.threads

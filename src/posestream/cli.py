@@ -1,8 +1,11 @@
 """Command line: ``posestream run | export | eval | train | bench | info``.
 
-Exit codes: 0 success; 1 a failure inside the graph (the message names the stage and frame);
-2 bad input (missing or unreadable source, unknown config key, bad flag, bad model file), with a
-one-line message and no traceback; 130 stopped by Ctrl-C / SIGTERM (outputs are still finalised).
+Exit codes: 0 success; 1 a failure inside the graph (the message names the stage and frame) or a
+write that failed (disk full, I/O error: the message names the output and path); 2 bad input
+(missing or unreadable source, unknown config key or value out of range, bad flag, bad model file,
+an output that would overwrite the source or is in use by another run), with a one-line message
+and no traceback, before anything is written; 130 stopped by Ctrl-C / SIGTERM (the summary says
+which outputs were finalised).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from posestream import __version__
-from posestream.errors import ExportError, InputError, StageError
+from posestream.errors import ExportError, InputError, OutputError, StageError
 
 __all__ = ["main", "execute", "guarded", "add_pipeline_options", "config_from_args"]
 
@@ -33,7 +37,8 @@ SUBCOMMANDS = {
     "angles": ("posestream.analytics.cli", "joint angles per track from a keypoints file: CSV + plots"),
     "batch": ("posestream.batch.cli", "many videos through the run pipeline on Ray (posestream[ray])"),
     "biomech": ("posestream.biomech.cli", "OpenSim TRC/MOT, velocities, accelerations per track from keypoints"),
-    "models": ("posestream.models.cli", "known pose models and detectors, what is cached; `models pull NAME`"),
+    "models": ("posestream.export.models_cli", "known pose models and detectors, what is cached; `models pull NAME`"),
+    "config": ("posestream.config_cli", "`config show`: every config key with its value, range, default and meaning"),
 }
 
 
@@ -116,6 +121,8 @@ def _build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="count reps and give form cues: squat, push_up, lunge, biceps_curl or a YAML file")
     run.add_argument("--out-reps", metavar="JSONL", help="rep events as JSON Lines (with --exercise)")
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, as a live source")
+    run.add_argument("--strict", action="store_true",
+                     help="stop at a corrupt packet or a short file (default: skip it and go on, like FFmpeg)")  # fmt: skip
     run.add_argument("--track", action="store_true",
                      help="image folders/globs are a frame sequence: track people across them (default: "
                           "independent photos, every detection posed)")  # fmt: skip
@@ -158,11 +165,17 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                              "... yolox-l, fetched once into the cache) or 'none' (one box = the whole frame). "
                              "Default (run): yolox-nano when no model is named at all, else none")  # fmt: skip
     parser.add_argument("--pose-model", metavar="FILE|NAME|none",
-                        help="pose model: an exported ViTPose ONNX file, a known name (vitpose-s-coco, ...: "
-                             "fetched and exported once into the cache; see `posestream models`) or 'none' "
-                             "(boxes and ids only). Default (run): vitpose-s-coco when no model is named")  # fmt: skip
+                        help="pose model: an exported ViTPose ONNX file, a known name (vitpose-<s|b|l|h>-<set>, e.g. "
+                             "vitpose-s-coco, vitpose-l-wholebody: fetched and exported once into the cache; "
+                             "`posestream models` lists them) or 'none' (boxes and ids only). "
+                             "Default (run): vitpose-s-coco when no model is named")  # fmt: skip
     parser.add_argument("--variant", choices=["s", "b", "l", "h"], help="build ViTPose in PyTorch (with --weights)")
-    parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-coco) or 'none' for random")
+    parser.add_argument("--weights", help="checkpoint path, known name (vitpose-b-wholebody; `posestream models` "
+                        "lists them), Hub id (usyd-community/vitpose-base-simple), transformers folder, or "
+                        "'none' for random")  # fmt: skip
+    parser.add_argument("--keypoints", metavar="SET", help="keypoint set the model must predict (coco, coco_25, "
+                        "wholebody, mpii, aic, ap10k, apt36k); default: the model's own")  # fmt: skip
+    parser.add_argument("--expert", help="ViTPose+ expert: coco, aic, mpii, ap10k, apt36k, wholebody")
     parser.add_argument("--conf", type=float, metavar="SCORE",
                         help="detector score a box needs to become a person: photos and untracked runs pose "
                              f"every box above it (detector.conf, default {_cfg_default('detector.conf')}); "
@@ -192,8 +205,10 @@ def config_from_args(args: argparse.Namespace, **settings):
     config = make_config(args.config, args.overrides, detector=args.detector, pose=args.pose_model,
                          variant=args.variant, weights=args.weights, precision=args.precision,
                          calibration=args.calibration, smooth=args.smooth, max_frames=args.max_frames,
-                         conf=args.conf, device=args.device, **settings)  # fmt: skip
-    if args.variant and config.pose.model:
+                         conf=args.conf, device=args.device, keypoints=getattr(args, "keypoints", None),
+                         expert=getattr(args, "expert", None),
+                         **settings)  # fmt: skip
+    if (args.variant or args.weights) and config.pose.model:
         raise InputError("give either --pose-model (ONNX) or --variant/--weights (PyTorch), not both")
     return config
 
@@ -202,12 +217,38 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         # Until a graph runs (and takes SIGTERM over), SIGTERM is handled like Ctrl-C.
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    program = argv is None  # the program itself, not a test calling main(argv)
     argv, verbose, quiet = split_verbosity(list(sys.argv[1:] if argv is None else argv))
     args = _build_parser(argv).parse_args(argv)
-    args.verbose, args.quiet = verbose, quiet
+    args.verbose, args.quiet, args.program = verbose, quiet, program
     level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    return guarded(lambda: _dispatch(args))
+    code = guarded(lambda: _dispatch(args))
+    if program and threading.current_thread() is threading.main_thread():
+        # The program itself (tests call main(argv)): a late Ctrl-C must not turn a clean exit
+        # into a death by signal.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    if program and _abandoned_threads():
+        # A stage abandoned inside a native call (an inference session, a codec) is still running:
+        # a normal interpreter exit would tear the libraries down under it (C++ aborts with
+        # "terminate called without an active exception"). Everything is written and flushed.
+        _exit_now(code)
+    return code
+
+
+def _abandoned_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("ps-") and t.is_alive()]
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once, skipping interpreter teardown (and the native threads it would abort on)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _sigterm_as_interrupt(*_: object) -> None:
@@ -238,6 +279,9 @@ def guarded(fn: Callable[[], int]) -> int:
     except ExportError as exc:
         print(f"posestream: export failed: {exc}", file=sys.stderr)
         return 1
+    except OutputError as exc:
+        print(f"posestream: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("posestream: interrupted", file=sys.stderr)
         return 130
@@ -252,7 +296,7 @@ def _run(args: argparse.Namespace) -> int:
         args, out_video=args.out_video, out_dir=args.out_dir, out_json=args.out_json, out_csv=args.out_csv,
         out_reps=args.out_reps, keypoints_from=args.keypoints_from, exercise=args.exercise,
         track_images=True if args.track else None, realtime=True if args.realtime else None,
-        serve=args.serve, show=True if args.show else None,
+        strict=True if args.strict else None, serve=args.serve, show=True if args.show else None,
     )  # fmt: skip
     config, chosen = with_default_models(config)
     angles_from = None
@@ -270,7 +314,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"posestream: WARNING: {RANDOM_BANNER} (no trained weights were loaded)", file=sys.stderr)
 
     progress = not (args.no_progress or args.quiet)
-    code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet)
+    # The program keeps its Ctrl-C handler to the end: a second Ctrl-C just after the graph ended
+    # still quits with 130 (restoring Python's would let it raise anywhere, even at exit).
+    code = execute(pipeline, progress=progress, progress_every_s=args.progress_every, quiet=args.quiet,
+                   restore_signals=not getattr(args, "program", False))  # fmt: skip
     outputs = list(pipeline.outputs)
     if not args.quiet:
         _print_reps(pipeline)
@@ -309,18 +356,22 @@ def _print_reps(pipeline) -> None:
 
 
 def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, quiet: bool = False,
-            on_frames: Callable[[int], None] | None = None) -> int:  # fmt: skip
+            on_frames: Callable[[int], None] | None = None, restore_signals: bool = True) -> int:  # fmt: skip
     """Run a built pipeline to the end: progress, SIGTERM handling, summary table.
 
     progress: on a terminal a bar (files only: a live source has no end to measure against), else a
     line every ``progress_every_s`` seconds (frames, fps, eta). quiet: no summary table.
+    Ctrl-C / SIGTERM: the first stops the graph, a second quits at once (``_StopOnSignal``); the
+    handlers are put back on return unless ``restore_signals`` is False (the CLI program).
     ``on_frames(n)`` is called a few times a second with the frames done so far (batch progress).
     Returns 0, or 130 when stopped early (Ctrl-C / SIGTERM); raises StageError on a stage failure
     (after the other stages have finalised their outputs).
     """
     graph = pipeline.graph
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: graph.request_stop())
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        stop = _StopOnSignal(graph)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = lines = None
     total = pipeline.source.frame_count
     if progress and (sys.stderr.isatty() or _force_progress()):
@@ -343,22 +394,60 @@ def execute(pipeline, *, progress: bool = False, progress_every_s: float = 5.0, 
             on_frames(done)
 
     try:
-        result = graph.run(on_tick=tick if (bar or lines or on_frames) else None)
+        try:
+            result = graph.run(on_tick=tick if (bar or lines or on_frames) else None)
+        except StageError:
+            if not quiet:
+                _print_outputs(pipeline)
+            raise
+        finally:
+            if bar is not None or lines is not None or on_frames is not None:
+                tick(graph)
+            if bar is not None:
+                bar.close()
+            if lines is not None:
+                lines.close()
+            pipeline.release()
+        if not quiet:
+            _print_summary(result, pipeline)
+            _print_outputs(pipeline)
+        if result.interrupted:
+            print("posestream: stopped early", file=sys.stderr)
+            return 130
+        return 0
     finally:
-        if bar is not None or lines is not None or on_frames is not None:
-            tick(graph)
-        if bar is not None:
-            bar.close()
-        if lines is not None:
-            lines.close()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
-    if not quiet:
-        _print_summary(result, pipeline)
-    if result.interrupted:
-        print("posestream: stopped early; outputs were finalised", file=sys.stderr)
-        return 130
-    return 0
+        # Restored only now: a second Ctrl-C while the summary prints still quits at once with 130.
+        if main and restore_signals:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class _StopOnSignal:
+    """Ctrl-C / SIGTERM while a graph runs: the first stops it and lets the outputs finalise (the
+    summary then says what each file holds); the second exits at once with 130, without waiting
+    for anything: JSON/CSV hold whole lines, the video is its fragmented MP4 up to the last frame
+    the encoder had released (it plays; it is not remuxed, and holds no audio)."""
+
+    def __init__(self, graph) -> None:
+        self.graph = graph
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.graph.request_stop()
+            os.write(2, b"posestream: stopping; finalising outputs (press Ctrl-C again to quit at once)\n")
+            return
+        os.write(2, b"posestream: interrupted again: quitting now; outputs keep what was written "
+                    b"(the video as a fragmented MP4)\n")  # fmt: skip
+        _exit_now(130)
+
+
+def _print_outputs(pipeline) -> None:
+    """Say what each output file holds and whether it was finalised (never claim what was not)."""
+    describe = getattr(pipeline, "describe_outputs", None)
+    for line in describe() if describe is not None else []:
+        print(f"  {line}", file=sys.stderr)
 
 
 def _print_written(paths: list[Path]) -> None:
@@ -376,8 +465,6 @@ def _print_written(paths: list[Path]) -> None:
 
 
 def _force_progress() -> bool:
-    import os
-
     return os.environ.get("POSESTREAM_PROGRESS") == "1"
 
 

@@ -2,12 +2,14 @@
 
 ``InputError`` and its children are the user's to fix (a path, a flag, a config key, a model
 file): the CLI prints their message on one line and exits with code 2. ``StageError`` is a failure
-inside the running graph: exit code 1, naming the stage and the frame.
+inside the running graph: exit code 1, naming the stage and the frame. ``OutputError`` is a write
+that failed (disk full, I/O error): exit code 1, naming the output and its path.
 """
 
 from __future__ import annotations
 
-__all__ = ["PosestreamError", "InputError", "ConfigError", "ModelFileError", "ExportError", "StageError"]
+__all__ = ["PosestreamError", "InputError", "ConfigError", "ModelFileError", "ExportError", "StageError",
+           "OutputError"]
 
 
 class PosestreamError(Exception):
@@ -26,6 +28,10 @@ class ModelFileError(InputError):
     """A weights / ONNX / detector file is missing, truncated, of the wrong kind or variant."""
 
 
+class OutputError(PosestreamError):
+    """Writing an output failed (disk full, I/O error, a device gone); the message names the path."""
+
+
 class ExportError(PosestreamError):
     """Export failed or the exported model disagrees with PyTorch beyond tolerance."""
 
@@ -33,8 +39,8 @@ class ExportError(PosestreamError):
 class StageError(PosestreamError):
     """A stage raised while the graph ran. ``stage`` and ``frame_index`` say where."""
 
-    def __init__(self, stage: str, frame_index: int | None, cause: BaseException) -> None:
-        where = f"at frame {frame_index}" if frame_index is not None else "before the first frame"
+    def __init__(self, stage: str, frame_index: int | None, cause: BaseException, when: str | None = None) -> None:
+        where = when or (f"at frame {frame_index}" if frame_index is not None else "before the first frame")
         super().__init__(f"stage '{stage}' failed {where}: {type(cause).__name__}: {cause}")
         self.stage = stage
         self.frame_index = frame_index

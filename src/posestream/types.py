@@ -4,7 +4,8 @@ Everything here is a small frozen dataclass over numpy arrays (struct of arrays,
 person). Shapes are validated on construction so a wrong array fails where it is made, not three
 stages later. Conventions: boxes are ``xyxy`` in pixels of the source frame, keypoints ``(x, y)`` in
 pixels of the source frame, ``pts`` is media time in seconds from the container, ``t_*`` are
-``time.monotonic()`` seconds.
+``time.monotonic()`` seconds. What the K keypoints are is the pose model's ``KeypointSet``
+(``posestream.keypoints``), handed to the stages that need it; it is not carried per packet.
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from posestream.keypoints import get_keypoint_set
+
+_COCO = get_keypoint_set("coco")
+
 __all__ = ["Frame", "Detections", "Tracks", "Poses", "Packet", "RepEvent", "ExerciseStatus", "ExerciseFrame",
            "COCO_KEYPOINTS", "COCO_SKELETON"]
 
-COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-
-# Pairs of indices into COCO_KEYPOINTS (0-based), the COCO person skeleton.
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
-    (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
+# The COCO-17 names and skeleton, for the features defined on COCO keypoints only (exercises,
+# biomechanics, the API's default); they are the registry's ``coco`` set (``posestream.keypoints``),
+# which everything that follows the model's own set uses instead.
+COCO_KEYPOINTS: tuple[str, ...] = _COCO.keypoints
+COCO_SKELETON: tuple[tuple[int, int], ...] = _COCO.skeleton
 
 
 def _check(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from posestream.cli import main
-from posestream.evaluation.dataset import load_keypoint_dataset
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
 from posestream.evaluation.predict import FlipTestBackend
 from posestream.models.vitpose import ViTPose
 from posestream.runtime.torch import TorchPoseBackend

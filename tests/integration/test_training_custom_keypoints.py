@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from posestream.evaluation.dataset import load_keypoint_dataset
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
+from posestream.models.trained import load_checkpoint_model
 from posestream.models.vitpose import ViTPose
-from posestream.training.checkpoints import HEAD_OUTPUT_KEYS, load_checkpoint_model, load_init_weights
+from posestream.training.checkpoints import HEAD_OUTPUT_KEYS, load_init_weights
 from posestream.training.loop import TrainConfig, evaluate_model, train
 
 KEEP = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee", "right_knee")
@@ -47,7 +48,7 @@ def test_six_keypoints_train_evaluate_and_export(shared: Path, tmp_path: Path):
     val_root = shared / "coco" / "val_subset"
     val_json = six_keypoint_json(val_root / "person_keypoints.json", tmp_path / "v.json", num_images=5)
     val_set = load_keypoint_dataset(val_root / "images", val_json)
-    assert train_set.category.num_keypoints == 6 and train_set.category.flip_pairs == [(0, 1), (2, 3), (4, 5)]
+    assert train_set.category.num_keypoints == 6 and train_set.category.flip_pairs == ((0, 1), (2, 3), (4, 5))
     assert train_set.category.skeleton == ((4, 2), (5, 3), (2, 3), (0, 2), (1, 3), (0, 1))
 
     # A 17-keypoint "pretrained" checkpoint: everything but the final layer carries over.

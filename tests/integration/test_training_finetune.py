@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
 from posestream.errors import InputError
-from posestream.evaluation.dataset import load_keypoint_dataset
 from posestream.models.checkpoint import load_weights
+from posestream.models.trained import load_checkpoint_model
 from posestream.models.vitpose import ViTPose
-from posestream.training.checkpoints import load_checkpoint_model
 from posestream.training.loop import TrainConfig, train
 
 

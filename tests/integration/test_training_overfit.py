@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from posestream.evaluation.dataset import load_keypoint_dataset
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
 from posestream.models.vitpose import ViTPose
 from posestream.runtime.base import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from posestream.training.augment import NO_AUGMENT

@@ -1,18 +1,21 @@
-"""Joint angles from COCO-17 keypoints, their unwrapping, angular velocity and offline smoothing.
+"""Joint angles of a keypoint set, their unwrapping, angular velocity and offline smoothing.
 
-Conventions (all angles in degrees, image coordinates: x to the right, y *down*):
+Which angles exist is the ``KeypointSet``'s business (``KeypointSet.angles``: joint and segment
+angle definitions over its keypoint names); a set without angle definitions (the animal sets) has
+none. Conventions (all angles in degrees, image coordinates: x to the right, y *down*):
 
-* Joint angles are *interior* angles at the middle keypoint of three, in [0, 180]:
+* Joint angles (``JointAngle``) are *interior* angles at the middle keypoint of three, in [0, 180]:
   180 = the three points in a straight line (straight leg, straight arm), 90 = a right angle, smaller
   = more flexed. They are unsigned, so they do not depend on which way the person faces, whether the
-  image is mirrored, or whether the person is seen from the front or the back.
+  image is mirrored, or whether the person is seen from the front or the back. The human body sets
+  define (see ``posestream.keypoints.body.body_angles``):
 
   - ``left_knee``, ``right_knee``: hip - knee - ankle (vertex in the middle), same side
   - ``left_hip``, ``right_hip``: shoulder - hip - knee
   - ``left_elbow``, ``right_elbow``: shoulder - elbow - wrist
   - ``left_shoulder``, ``right_shoulder``: hip - shoulder - elbow
 
-* ``trunk_lean`` is the signed angle of the segment from the hip midpoint to the shoulder midpoint,
+* Segment angles (``SegmentAngle``) are signed. ``trunk_lean`` is the signed angle of the segment from the hip midpoint to the shoulder midpoint,
   measured from the image's upward vertical (-y): 0 = upright, positive = shoulders toward the
   image's +x (leaning to the right of the picture), negative = toward -x, +-180 = upside down; range
   (-180, 180]. The sign is defined in *image* terms, whatever the person's facing: a mirrored image
@@ -20,12 +23,14 @@ Conventions (all angles in degrees, image coordinates: x to the right, y *down*)
   ``atan2(dx, -dy)`` with ``(dx, dy) = shoulder_mid - hip_mid``.
 
 * An angle is NaN in a frame when any keypoint it uses (3 for joints, 4 for trunk lean) has a score
-  below ``threshold``, or when a segment has zero length.
+  below ``threshold``, or when a segment has zero length. Segment angles are the *signed* ones
+  (:func:`signed_angle_names`): unwrap them before differentiating.
 
 Time series. A signed angle such as ``trunk_lean`` jumps by 360 when it crosses +-180 (a gymnast's
 rotation); :func:`unwrap_deg` removes those jumps, NaN-aware, so derivatives and filters see a
-continuous series, and :func:`wrap_deg` brings the result back into (-180, 180] for reporting. :func:`angular_velocity` differentiates
-against the real ``pts`` (dropped frames, variable frame rate). :func:`smooth_zero_phase` is an
+continuous series, and :func:`wrap_deg` brings the result back into (-180, 180] for reporting.
+:func:`angular_velocity` differentiates against the real ``pts`` (dropped frames, variable frame
+rate). :func:`smooth_zero_phase` is an
 *offline* forward-backward Butterworth filter (``scipy.signal.filtfilt``): zero phase means no lag,
 but each output sample depends on future samples, so a causal live filter (``posestream.filters``)
 cannot do this; use it on recorded footage only.
@@ -39,30 +44,37 @@ import math
 import numpy as np
 from scipy.signal import butter, filtfilt
 
-from posestream.types import COCO_KEYPOINTS
+from posestream.keypoints import DEFAULT_KEYPOINT_SET, JointAngle, KeypointSet, SegmentAngle
 
 __all__ = [
-    "JOINT_ANGLES", "ANGLE_NAMES", "SIGNED_ANGLES", "interior_angle", "segment_angle", "joint_angles",
-    "unwrap_deg", "wrap_deg", "angular_velocity", "time_derivative", "smooth_zero_phase", "finite_runs",
+    "angle_names", "joint_angle_names", "signed_angle_names", "JOINT_ANGLES", "ANGLE_NAMES", "SIGNED_ANGLES",
+    "interior_angle", "segment_angle", "joint_angles", "unwrap_deg", "wrap_deg", "angular_velocity",
+    "time_derivative", "smooth_zero_phase", "finite_runs",
 ]
 
 logger = logging.getLogger(__name__)
 
-_KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 
-# angle name -> (end, vertex, end) keypoint names
-JOINT_ANGLES: dict[str, tuple[str, str, str]] = {
-    f"{side}_{joint}": (f"{side}_{a}", f"{side}_{joint}", f"{side}_{c}")
-    for joint, (a, c) in {
-        "knee": ("hip", "ankle"),
-        "hip": ("shoulder", "knee"),
-        "elbow": ("shoulder", "wrist"),
-        "shoulder": ("hip", "elbow"),
-    }.items()
-    for side in ("left", "right")
-}
-SIGNED_ANGLES: tuple[str, ...] = ("trunk_lean",)
-ANGLE_NAMES: tuple[str, ...] = tuple(JOINT_ANGLES) + SIGNED_ANGLES
+def angle_names(keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET) -> tuple[str, ...]:
+    """Every angle the set defines, in its order (joint and segment angles)."""
+    return keypoint_set.angle_names
+
+
+def joint_angle_names(keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET) -> tuple[str, ...]:
+    """The unsigned interior angles of the set, [0, 180]."""
+    return tuple(a.name for a in keypoint_set.angles if isinstance(a, JointAngle))
+
+
+def signed_angle_names(keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET) -> tuple[str, ...]:
+    """The signed segment angles of the set, (-180, 180] (unwrap before differentiating)."""
+    return tuple(a.name for a in keypoint_set.angles if isinstance(a, SegmentAngle))
+
+
+# The default (COCO) set's angles, for the features defined on COCO keypoints only (exercises,
+# biomechanics); everything that follows the model's set calls the functions above.
+JOINT_ANGLES: tuple[str, ...] = joint_angle_names()
+SIGNED_ANGLES: tuple[str, ...] = signed_angle_names()
+ANGLE_NAMES: tuple[str, ...] = angle_names()
 
 
 def interior_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -90,36 +102,50 @@ def segment_angle(p_from: np.ndarray, p_to: np.ndarray) -> np.ndarray:
     return np.where((d[..., 0] == 0) & (d[..., 1] == 0), np.nan, out)
 
 
-def joint_angles(keypoints: np.ndarray, scores: np.ndarray, threshold: float = 0.3) -> dict[str, np.ndarray]:
-    """Every angle of :data:`ANGLE_NAMES` for every frame.
+def joint_angles(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    threshold: float = 0.3,
+    keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET,
+) -> dict[str, np.ndarray]:
+    """Every angle ``keypoint_set`` defines, for every frame.
 
     Args:
-        keypoints: (T, K=17, 2) COCO-17 keypoints (x, y) in pixels; any leading shape works.
+        keypoints: (T, K, 2) keypoints (x, y) in pixels, K of the set; any leading shape works.
         scores: (T, K) keypoint scores.
         threshold: an angle is NaN where any of its keypoints scores below this.
+        keypoint_set: whose angle definitions to compute (default COCO-17); a set without angles
+            gives an empty dict.
 
     Returns:
         name -> (T,) float64 degrees (see the module docstring for ranges and signs).
     """
     kp = np.asarray(keypoints, np.float64)
     sc = np.asarray(scores, np.float64)
-    if kp.ndim < 2 or kp.shape[-2:] != (len(COCO_KEYPOINTS), 2):
-        raise ValueError(f"joint_angles: keypoints must be (T, {len(COCO_KEYPOINTS)}, 2), got {kp.shape}")
+    k = keypoint_set.num_keypoints
+    if kp.ndim < 2 or kp.shape[-2:] != (k, 2):
+        raise ValueError(
+            f"joint_angles: keypoints must be (T, {k}, 2) for keypoint set {keypoint_set.name!r}, got {kp.shape}"
+        )
     if sc.shape != kp.shape[:-1]:
         raise ValueError(f"joint_angles: scores must be {kp.shape[:-1]} to match keypoints, got {sc.shape}")
     if not math.isfinite(threshold):
         raise ValueError(f"joint_angles: threshold must be a finite number, got {threshold}")
     ok = sc >= threshold  # (T, K)
+    index = keypoint_set.index
 
     out: dict[str, np.ndarray] = {}
-    for name, (a, b, c) in JOINT_ANGLES.items():
-        ia, ib, ic = _KP[a], _KP[b], _KP[c]
-        angle = interior_angle(kp[..., ia, :], kp[..., ib, :], kp[..., ic, :])
-        out[name] = np.where(ok[..., ia] & ok[..., ib] & ok[..., ic], angle, np.nan)
-
-    ls, rs, lh, rh = (_KP[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
-    lean = segment_angle((kp[..., lh, :] + kp[..., rh, :]) / 2, (kp[..., ls, :] + kp[..., rs, :]) / 2)
-    out["trunk_lean"] = np.where(ok[..., ls] & ok[..., rs] & ok[..., lh] & ok[..., rh], lean, np.nan)
+    for angle in keypoint_set.angles:
+        if isinstance(angle, JointAngle):
+            ia, ib, ic = (index(n) for n in angle.points)
+            value = interior_angle(kp[..., ia, :], kp[..., ib, :], kp[..., ic, :])
+            used = [ia, ib, ic]
+        else:
+            start = [index(n) for n in angle.start]
+            end = [index(n) for n in angle.end]
+            value = segment_angle(kp[..., start, :].mean(axis=-2), kp[..., end, :].mean(axis=-2))
+            used = start + end
+        out[angle.name] = np.where(ok[..., used].all(axis=-1), value, np.nan)
     return out
 
 

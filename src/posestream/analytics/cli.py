@@ -36,12 +36,13 @@ def write_angle_report(keypoints: str | Path, out_dir: str | Path, *, threshold:
                        zero_phase_hz: float | None = None) -> tuple[Path, list[Path], int]:  # fmt: skip
     """Read the keypoints file; write ``angles.csv`` and the plots. Returns (csv, plots, rows)."""
     from posestream.analytics.report import (  # scipy: lazy
-        has_keypoints, plot_angles, read_keypoints_jsonl, write_angles_csv,
+        has_keypoints, keypoint_set_of_jsonl, plot_angles, read_keypoints_jsonl, write_angles_csv,
     )
 
     if zero_phase_hz is not None and zero_phase_hz <= 0:
         raise InputError(f"--zero-phase-hz must be > 0 Hz, got {zero_phase_hz}")
     records = read_keypoints_jsonl(keypoints)
+    kset = keypoint_set_of_jsonl(keypoints)
     if records and not has_keypoints(records):
         print(f"posestream: note: {keypoints} holds boxes and track ids only (a tracking-only run, no pose "
               "model): the angle columns stay empty; run with a pose model for joint angles", file=sys.stderr)
@@ -50,8 +51,9 @@ def write_angle_report(keypoints: str | Path, out_dir: str | Path, *, threshold:
               file=sys.stderr)  # fmt: skip
     out_dir = Path(out_dir)
     csv_path = out_dir / "angles.csv"
-    rows = write_angles_csv(records, csv_path, threshold=threshold, smooth_cutoff_hz=zero_phase_hz)
-    plots = plot_angles(records, out_dir, threshold=threshold, smooth_cutoff_hz=zero_phase_hz)
+    rows = write_angles_csv(records, csv_path, threshold=threshold, smooth_cutoff_hz=zero_phase_hz,
+                            keypoint_set=kset)  # fmt: skip
+    plots = plot_angles(records, out_dir, threshold=threshold, smooth_cutoff_hz=zero_phase_hz, keypoint_set=kset)
     return csv_path, plots, rows
 
 

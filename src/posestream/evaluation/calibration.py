@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posestream.datasets.coco_keypoints import KeypointDataset, load_keypoint_dataset
 from posestream.errors import InputError
-from posestream.evaluation.dataset import KeypointDataset, load_keypoint_dataset
 from posestream.runtime.base import ModelInfo
 from posestream.runtime.quantize import Calibration, CalibrationFactory
 

@@ -13,9 +13,9 @@ import logging
 import sys
 from pathlib import Path
 
+from posestream.datasets.coco_keypoints import KeypointDataset, load_keypoint_dataset
 from posestream.errors import InputError
 from posestream.evaluation.coco_eval import COCO_STAT_NAMES, evaluate_results
-from posestream.evaluation.dataset import KeypointDataset, load_keypoint_dataset
 from posestream.evaluation.predict import FlipTestBackend, predict_dataset
 
 __all__ = ["add_arguments", "run", "open_backend"]
@@ -29,9 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-model", help="exported ViTPose ONNX file")
     parser.add_argument("--variant", help="build ViTPose s|b|l|h in PyTorch (with --weights)")
     parser.add_argument(
-        "--weights", help="checkpoint, known name (vitpose-b-coco), a train run's best.pth, or 'none'"
+        "--weights", help="checkpoint, known name (vitpose-b-coco), Hub id / transformers folder, a train run's "
+        "best.pth, or 'none'"
     )
-    parser.add_argument("--decoder", choices=["classic", "simple"], default="classic", help="with --variant")
+    parser.add_argument("--decoder", choices=["classic", "simple"], default="classic",
+                        help="with --variant and random weights (files say their own)")  # fmt: skip
+    parser.add_argument("--expert", help="ViTPose+ expert: coco, aic, mpii, ap10k, apt36k, wholebody")
     parser.add_argument(
         "--boxes", choices=["gt", "detector"], default="gt", help="ground-truth boxes or a detector"
     )
@@ -54,7 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
     """The pose backend the flags ask for (ONNX file, or PyTorch ViTPose with weights / random)."""
-    from posestream.runtime.base import ModelInfo
     from posestream.runtime.factory import open_pose_backend
 
     if bool(args.pose_model) == bool(args.variant or args.weights):
@@ -69,32 +71,13 @@ def open_backend(args: argparse.Namespace, dataset: KeypointDataset):
         return open_pose_backend(args.pose_model, providers=tuple(args.providers.split(",")), precision=precision,
                                  calibration=calibration)  # fmt: skip
 
-    # A PyTorch module: built here because a checkpoint of `posestream train` knows its own
-    # architecture and keypoints (read once); the factory then builds the backend around it.
-    from posestream.models.checkpoint import apply_weights, read_checkpoint, read_weights
-    from posestream.models.vitpose import build_vitpose, canonical_variant
-    from posestream.models.weights import resolve_weights
-    from posestream.training.checkpoints import load_checkpoint_model
-
-    path = resolve_weights(args.weights, args.variant or "b")
-    checkpoint = read_checkpoint(path) if path is not None else None  # read once (any format)
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("meta"), dict):
-        model, meta = load_checkpoint_model(path, checkpoint)  # a train checkpoint knows its architecture
-        names = tuple(meta.get("keypoint_names") or dataset.category.keypoints)
-    else:
-        if not args.variant:
-            raise InputError("--variant is required unless --weights is a checkpoint of posestream train")
-        try:
-            variant = canonical_variant(args.variant)
-        except ValueError as exc:
-            raise InputError(f"--variant: {exc}") from None
-        model = build_vitpose(variant, decoder=args.decoder, num_keypoints=dataset.category.num_keypoints)
-        if path is not None:
-            apply_weights(model, read_weights(path, checkpoint), path)
-        names = dataset.category.keypoints
-    variant_name = str(getattr(model, "variant", ""))
-    info = ModelInfo(variant=variant_name, keypoint_names=names, random_weights=path is None)
-    return open_pose_backend(model, device=args.device, precision=precision, info=info)
+    random = str(args.weights or "none").strip().lower() in ("none", "random", "")
+    # Random weights get the dataset's keypoints; real ones keep their own (checked against the data later).
+    return open_pose_backend(
+        None, variant=args.variant, weights=args.weights or "none", decoder=args.decoder,
+        expert=getattr(args, "expert", None), precision=precision,
+        keypoint_set=dataset.category.keypoint_set if random else None, device=args.device,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,11 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = load_keypoint_dataset(args.images, args.annotations)
     backend = open_backend(args, dataset)
-    if backend.num_keypoints != dataset.category.num_keypoints:
-        raise InputError(
-            f"the pose model predicts {backend.num_keypoints} keypoints, {args.annotations} defines "
-            f"{dataset.category.num_keypoints}"
-        )
+    dataset = dataset.for_model(backend.keypoint_set)  # the model's names, flip pairs and OKS sigmas
     detector = None
     if args.boxes == "detector":
         if not args.detector:

@@ -1,8 +1,9 @@
 """OKS AP through pycocotools, plus per-keypoint error metrics, written as JSON and markdown.
 
 The AP numbers are pycocotools' own (``COCOeval(iouType='keypoints')``), not a re-implementation;
-the only thing set on it is ``kpt_oks_sigmas`` from the dataset's category (pycocotools' default is
-the 17 COCO values, which is also what a COCO person category gets here).
+the only thing set on it is ``kpt_oks_sigmas`` from the dataset's category: the annotations file's
+own, else the evaluated model's ``KeypointSet`` (``KeypointDataset.for_model``), else the registered
+set's with the same names. The report names which (``meta['oks_sigmas']``).
 
 Per-keypoint metrics, over matched non-crowd people with labelled keypoints (``v > 0``):
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from posestream.evaluation.dataset import KeypointDataset
+from posestream.datasets.coco_keypoints import KeypointDataset
+from posestream.errors import InputError
 
 __all__ = [
     "COCO_STAT_NAMES", "EvalReport", "coco_keypoint_ap", "per_keypoint_metrics", "evaluate_results", "oks",
@@ -114,6 +116,7 @@ def coco_keypoint_ap(dataset: KeypointDataset, results: list[dict]) -> dict[str,
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    _require_sigmas(dataset)
     if not results:
         return {name: 0.0 for name in COCO_STAT_NAMES}
     coco_gt = COCO()
@@ -130,6 +133,15 @@ def coco_keypoint_ap(dataset: KeypointDataset, results: list[dict]) -> dict[str,
     _quiet(coco_eval.accumulate)
     _quiet(coco_eval.summarize)
     return {name: float(v) for name, v in zip(COCO_STAT_NAMES, coco_eval.stats)}
+
+
+def _require_sigmas(dataset: KeypointDataset) -> None:
+    cat = dataset.category
+    if cat.sigmas is None:
+        raise InputError(
+            f"annotations file {dataset.annotations_path}: category {cat.id} ({cat.name!r}) has no OKS sigmas "
+            "and neither has the model's keypoint set; add a 'sigmas' list (one per keypoint) to the category"
+        )
 
 
 def oks(pred_xy: np.ndarray, gt_kpts: np.ndarray, area: float, sigmas: np.ndarray) -> float:
@@ -176,6 +188,7 @@ def _match(dataset: KeypointDataset, results: list[dict]) -> list[tuple[dict, ob
 def per_keypoint_metrics(dataset: KeypointDataset, results: list[dict]) -> tuple[dict[str, dict], int]:
     """Per joint ``{'count', 'oks_error', 'pck@0.05'}`` over matched people, and the match count."""
     cat = dataset.category
+    _require_sigmas(dataset)
     k = cat.num_keypoints
     errors: list[list[float]] = [[] for _ in range(k)]
     hits: list[list[bool]] = [[] for _ in range(k)]
@@ -200,14 +213,19 @@ def per_keypoint_metrics(dataset: KeypointDataset, results: list[dict]) -> tuple
 
 
 def evaluate_results(dataset: KeypointDataset, results: list[dict], meta: dict | None = None) -> EvalReport:
-    """OKS AP (pycocotools) and per-keypoint metrics of ``results`` on ``dataset``."""
+    """OKS AP (pycocotools) and per-keypoint metrics of ``results`` on ``dataset``.
+
+    ``meta`` gains ``keypoint_set`` and ``oks_sigmas`` (where the sigmas came from) unless given.
+    """
     stats = coco_keypoint_ap(dataset, results)
     per_kp, matched = per_keypoint_metrics(dataset, results)
+    cat = dataset.category
+    defaults = {"keypoint_set": cat.keypoint_set.describe(), "oks_sigmas": cat.sigmas_from}
     return EvalReport(
         stats=stats,
         per_keypoint=per_kp,
         num_predictions=len(results),
         num_gt=len(dataset.keypoint_instances()),
         num_matched=matched,
-        meta=dict(meta or {}),
+        meta={**defaults, **(meta or {})},
     )

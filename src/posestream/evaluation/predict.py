@@ -25,14 +25,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from posestream.datasets.coco_keypoints import KeypointDataset, load_image
 from posestream.errors import InputError
-from posestream.evaluation.dataset import KeypointDataset
 
-__all__ = ["FlipTestBackend", "KEYPOINT_SCORE_THRESHOLD", "rescore", "predict_dataset", "load_image"]
+__all__ = ["FlipTestBackend", "KEYPOINT_SCORE_THRESHOLD", "rescore", "predict_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ KEYPOINT_SCORE_THRESHOLD = 0.2  # mmpose / ViTPose ``vis_thr``
 class FlipTestBackend:
     """Wraps a pose backend ``(N, 3, H, W) float32 -> (N, K, h, w)``; averages in the mirrored view.
 
-    flip_index: (K,) permutation, ``KeypointCategory.flip_index``. Every other attribute (``mean``,
+    flip_index: (K,) permutation, the model's ``KeypointSet.flip_index``. Every other attribute (``mean``,
     ``std``, ``input_size_hw``, ``num_keypoints`` ...) is the wrapped backend's.
     """
 
@@ -68,14 +67,6 @@ def rescore(
     count = above.sum(axis=1)
     mean = np.where(count > 0, (keypoint_scores * above).sum(axis=1) / np.maximum(count, 1), 0.0)
     return np.asarray(box_scores, np.float64) * mean
-
-
-def load_image(path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR, or InputError naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"image {path} cannot be read (missing or not an image)")
-    return image
 
 
 def predict_dataset(

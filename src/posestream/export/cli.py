@@ -3,6 +3,8 @@
     posestream export --variant s --weights vitpose-s-coco --out vitpose-s.onnx
     posestream export --weights ./vitpose-b-coco.pth --out b16.onnx --fp16     # variant read off the file
     posestream export --variant b --weights none --out random-b.onnx           # random weights, loudly
+    posestream export --weights vitpose+_base.pth --expert wholebody --out wb.onnx  # ViTPose+ expert, folded
+    posestream export --weights usyd-community/vitpose-base-simple --out b.onnx     # transformers Hub id
 
 The lead's ``posestream.cli`` calls ``add_arguments`` and ``run``; InputError subclasses raised by
 ``run`` (bad flags, missing or mismatched weights) become exit code 2 there, ExportError exit 1.
@@ -16,10 +18,14 @@ import sys
 from pathlib import Path
 
 from posestream.errors import ExportError, InputError
+from posestream.io.outputs import check_outputs
 from posestream.export.onnx import export_onnx
-from posestream.models.checkpoint import apply_weights, infer_variant, read_weights
-from posestream.models.vitpose import VARIANTS, build_vitpose, canonical_variant
-from posestream.models.weights import RANDOM_WEIGHTS_WARNING, resolve_weights
+from posestream.keypoints import KeypointSet, keypoint_set_names, parse_keypoint_set
+from posestream.models.known_weights import known_weight_names
+from posestream.models.loading import load_vitpose
+from posestream.models.vitpose import VARIANTS
+from posestream.models.vitpose_plus import EXPERTS, fold_expert
+from posestream.models.weights import RANDOM_WEIGHTS_WARNING
 
 __all__ = ["add_arguments", "run"]
 
@@ -36,13 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--decoder", choices=["classic", "simple"], default=None,
-        help="heatmap decoder; default: read off --weights, else classic",
+        help="heatmap decoder for random weights (default classic); files say their own",
     )  # fmt: skip
     parser.add_argument(
-        "--weights", default="none", metavar="PATH|NAME|none",
-        help="checkpoint file (.pth/.safetensors, mmpose or transformers layout), a known name such as "
-        "vitpose-s-coco (downloaded once into $POSESTREAM_CACHE or ~/.cache/posestream), or 'none' for "
-        "random weights (default: none, with a warning)",
+        "--weights", default="none", metavar="PATH|NAME|HUB_ID|none",
+        help="checkpoint file (.pth/.safetensors: mmpose, easy_ViTPose, official ViTPose+, transformers or "
+        "posestream train layout), a transformers folder or Hub id (usyd-community/vitpose-base-simple), a "
+        "known name (downloaded once into $POSESTREAM_CACHE or ~/.cache/posestream): "
+        + ", ".join(n for n in known_weight_names() if not n.endswith(".onnx"))
+        + "; or 'none' for random weights (default: none, with a warning)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--expert", choices=[e.name for e in EXPERTS], default=None,
+        help="ViTPose+ checkpoints: the dataset expert (and its head) to export, folded into a plain ViTPose "
+        "(default coco)",
     )  # fmt: skip
     parser.add_argument(
         "--out", required=True, type=Path, help="output file (.onnx, or .engine with --format engine)"
@@ -61,10 +74,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=["onnx", "engine"], default="onnx", help="onnx, or a TensorRT engine"
     )
     parser.add_argument(
-        "--keypoints", type=int, default=None, metavar="K",
-        help="number of keypoints; default: read off --weights, else 17 (COCO)",
+        "--keypoints", default=None, metavar="SET|K",
+        help=f"keypoint set ({', '.join(keypoint_set_names())}) or a keypoint count; default: what "
+        "--weights holds, else coco",
     )  # fmt: skip
     parser.add_argument("--atol", type=float, default=None, help="override the ORT-vs-PyTorch tolerance")
+
+
+def _keypoint_option(value: str | None) -> KeypointSet | None:
+    if value is None:
+        return None
+    try:
+        kset = parse_keypoint_set(value)
+    except ValueError as exc:
+        raise InputError(f"--keypoints: {exc}") from None
+    if kset.num_keypoints < 1:
+        raise InputError(f"--keypoints {value}: expected a positive count")
+    return kset
+
+
+def _check_free_space(model, out: Path, *, fp16: bool, int8: bool) -> None:
+    """Refuse at once when the disk cannot hold the export (fp32 staging copy + the final file)."""
+    import shutil
+
+    params = sum(p.numel() for p in model.parameters())
+    needed = params * (4 + (2 if fp16 else 1 if int8 else 4))
+    folder = out.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise InputError(f"--out {out}: the export needs about {needed / 1e6:.0f} MB on that disk and "
+                         f"{free / 1e6:.1f} MB are free")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--calibration is for --precision int8")
     if not _OPSET_RANGE[0] <= args.opset <= _OPSET_RANGE[1]:
         raise InputError(f"--opset {args.opset}: expected {_OPSET_RANGE[0]}..{_OPSET_RANGE[1]}")
-    if args.keypoints is not None and args.keypoints < 1:
-        raise InputError(f"--keypoints {args.keypoints}: expected a positive count")
+    expected = _keypoint_option(getattr(args, "keypoints", None))
+    # Preflight: a path that cannot be written fails now, not after minutes of export work.
+    outputs = {"ONNX": args.out if args.format == "onnx" else args.out.with_suffix(".onnx")}
+    if args.format == "engine":
+        outputs["engine"] = args.out
+    check_outputs(outputs, renamed=True)
     if args.format == "engine" and args.int8:
         raise InputError("--int8 applies to --format onnx only (TensorRT int8 needs a calibration set)")
     if args.format == "engine":
@@ -89,25 +134,17 @@ def run(args: argparse.Namespace) -> int:
                 "tensorrt is not installed: use --format onnx, or install TensorRT on a GPU machine"
             )
 
-    variant = canonical_variant(args.variant) if args.variant else None
-    weights = resolve_weights(args.weights, variant)
-    decoder, num_keypoints = args.decoder, args.keypoints
-    state_dict = None
-    if weights is not None:
-        state_dict = read_weights(weights)  # read once: the architecture comes from it, then the values
-        info = infer_variant(state_dict)
-        variant = variant or info.variant
-        decoder = decoder or info.decoder
-        num_keypoints = num_keypoints or info.num_keypoints
-        if variant is None:
-            raise InputError(f"--weights {weights}: {info.describe()} is no known variant; pass --variant")
-    elif variant is None:
-        raise InputError("--variant is required with random weights (--weights none)")
-
-    model = build_vitpose(variant, decoder=decoder or "classic", num_keypoints=num_keypoints or 17)
-    if state_dict is not None:  # random weights: resolve_weights has warned; said again at the end
-        apply_weights(model, state_dict, weights)
-    model.eval()
+    random = str(args.weights).strip().lower() in ("", "none", "random")
+    loaded = load_vitpose(args.weights, variant=args.variant, decoder=args.decoder if random else None,
+                          keypoint_set=expected, expert=getattr(args, "expert", None))  # fmt: skip
+    if args.decoder is not None and loaded.decoder != args.decoder:
+        raise InputError(f"--decoder {args.decoder}: --weights {args.weights} has a {loaded.decoder} decoder")
+    model, kset, variant = loaded.model, loaded.keypoint_set, loaded.variant
+    if model.num_experts > 1:  # ViTPose+: one expert folded into fc2, a plain ViTPose every backend runs
+        model = fold_expert(model)
+        print(f"folded ViTPose+ expert '{loaded.expert}' into a plain ViTPose")
+    weights = None if loaded.random_weights else loaded.weights
+    _check_free_space(model, outputs["ONNX"], fp16=args.fp16, int8=args.int8)
 
     onnx_out = args.out if args.format == "onnx" else args.out.with_suffix(".onnx")
     calibration = None
@@ -118,10 +155,10 @@ def run(args: argparse.Namespace) -> int:
         calibration = person_crop_calibration(calibration_dir, ModelInfo(input_size_hw=model.img_size_hw))
     report = export_onnx(
         model, onnx_out, opset=args.opset, fp16=args.fp16, int8=args.int8,
-        random_weights=weights is None, atol=args.atol, calibration=calibration,
+        random_weights=weights is None, atol=args.atol, calibration=calibration, keypoint_set=kset,
     )  # fmt: skip
     print(
-        f"exported ViTPose-{variant.upper()} ({model.decoder_kind} decoder, {model.num_keypoints} keypoints, "
+        f"exported ViTPose-{variant.upper()} ({model.decoder_kind} decoder, keypoint set {kset.describe()}, "
         f"{'RANDOM weights' if weights is None else f'weights {weights}'})"
     )
     batches = ", ".join(map(str, report.batch_sizes_checked))

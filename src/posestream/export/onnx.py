@@ -6,9 +6,11 @@ The file's contract, read by ``posestream.runtime``:
   the metadata; output ``heatmaps``: (N, K, 64, 48) float32. N is a dynamic axis.
 * ``metadata_props`` (all strings): ``posestream.variant``, ``posestream.decoder``,
   ``posestream.input_size_hw`` ("256,192"), ``posestream.heatmap_size_hw`` ("64,48"),
-  ``posestream.keypoint_names`` (JSON list), ``posestream.mean`` / ``posestream.std`` (JSON lists,
-  RGB, 0-255 units), ``posestream.color_order`` ("RGB"), ``posestream.random_weights``
-  ("true"/"false"), ``posestream.precision`` ("fp32"/"fp16"/"int8").
+  ``posestream.keypoint_names`` (JSON list), ``posestream.keypoint_set`` (the whole
+  ``KeypointSet`` as JSON: names, skeleton, colours, flip pairs, sigmas, angles),
+  ``posestream.mean`` / ``posestream.std`` (JSON lists, RGB, 0-255 units), ``posestream.color_order``
+  ("RGB"), ``posestream.random_weights`` ("true"/"false"), ``posestream.precision``
+  ("fp32"/"fp16"/"int8").
 
 Precisions. fp32: the traced graph. fp16: every weight and activation in float16 with float32
 I/O (onnxruntime's bundled ``float16`` converter, ``keep_io_types=True``; it runs on the CPU
@@ -32,13 +34,14 @@ Pass ``atol`` to override.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +50,8 @@ import onnx
 import torch
 from torch import nn
 
-from posestream.errors import ExportError
-from posestream.types import COCO_KEYPOINTS
+from posestream.errors import ExportError, OutputError
+from posestream.keypoints import KeypointSet, keypoint_set_for
 
 __all__ = [
     "ExportReport",
@@ -114,13 +117,16 @@ def export_onnx(
     atol: float | None = None,
     keypoint_names: Sequence[str] | None = None,
     calibration=None,
+    keypoint_set: KeypointSet | None = None,
 ) -> ExportReport:
     """Export ``model`` ((N, 3, H, W) -> (N, K, h, w)) to ``out_path`` and verify it in ONNX Runtime.
 
     random_weights: recorded in the metadata so every consumer can warn; required on purpose.
-    keypoint_names: K names for the metadata; default COCO's 17 when K == 17.
     calibration: int8 only, a ``posestream.runtime.quantize.Calibration`` of real model inputs:
         static int8 (QDQ, ranges from these inputs), verified on them; without it, dynamic int8.
+    keypoint_set: the model's keypoint set, written into the metadata; default: ``keypoint_names``
+        as a set (a registered one when the names match), else the first registered set with the
+        model's K (coco for 17), else generic names. It must have the model's K (ValueError).
     Raises ExportError when the export fails or ORT disagrees with PyTorch beyond ``atol``
     (default ``DEFAULT_TOLERANCE[precision]``); ValueError for contradictory arguments.
 
@@ -136,13 +142,13 @@ def export_onnx(
     out_path = Path(out_path)
     img_h, img_w = getattr(model, "img_size_hw", (256, 192))
     num_keypoints = int(getattr(model, "num_keypoints", 17))
-    names = _keypoint_names(keypoint_names, num_keypoints)
+    kset = _keypoint_set(keypoint_set, keypoint_names, num_keypoints)
     t_start = time.monotonic()
     was_training = model.training
     model.eval()
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="posestream-export-", dir=out_path.parent) as tmp:
+        with _writing(out_path), tempfile.TemporaryDirectory(prefix="posestream-export-", dir=out_path.parent) as tmp:
             fp32_path = Path(tmp) / "fp32.onnx"
             _torch_export(model, fp32_path, opset, (img_h, img_w))
             proto = _convert(fp32_path, Path(tmp), precision, calibration)
@@ -153,7 +159,8 @@ def export_onnx(
                 "posestream.decoder": str(getattr(model, "decoder_kind", "classic")),
                 "posestream.input_size_hw": f"{img_h},{img_w}",
                 "posestream.heatmap_size_hw": f"{heatmap_hw[0]},{heatmap_hw[1]}",
-                "posestream.keypoint_names": json.dumps(names),
+                "posestream.keypoint_names": json.dumps(list(kset.keypoints)),
+                "posestream.keypoint_set": json.dumps(kset.to_json(), separators=(",", ":")),
                 "posestream.mean": json.dumps(list(IMAGENET_MEAN_RGB)),
                 "posestream.std": json.dumps(list(IMAGENET_STD_RGB)),
                 "posestream.color_order": "RGB",
@@ -239,14 +246,14 @@ def verify_onnx(
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _keypoint_names(names: Sequence[str] | None, num_keypoints: int) -> list[str]:
-    if names is None:
-        if num_keypoints == len(COCO_KEYPOINTS):
-            return list(COCO_KEYPOINTS)
-        return [f"keypoint_{i}" for i in range(num_keypoints)]
-    if len(names) != num_keypoints:
-        raise ValueError(f"keypoint_names: {len(names)} names for a model with {num_keypoints} keypoints")
-    return [str(n) for n in names]
+def _keypoint_set(kset: KeypointSet | None, names: Sequence[str] | None, num_keypoints: int) -> KeypointSet:
+    if kset is not None and names is not None and tuple(names) != kset.keypoints:
+        raise ValueError(f"keypoint_names and keypoint_set {kset.name!r} disagree")
+    if kset is None:
+        kset = keypoint_set_for(num_keypoints) if names is None else keypoint_set_for(names=names)
+    if kset.num_keypoints != num_keypoints:
+        raise ValueError(f"keypoint set {kset.describe()} for a model with {num_keypoints} keypoints")
+    return kset
 
 
 def _torch_export(model: nn.Module, path: Path, opset: int, img_hw: tuple[int, int]) -> None:
@@ -313,6 +320,16 @@ def _save(proto: onnx.ModelProto, path: Path, metadata: dict[str, str]) -> None:
         onnx.save_model(proto, str(path), save_as_external_data=True, location=path.name + ".data")
     else:
         onnx.save_model(proto, str(path))
+
+
+@contextlib.contextmanager
+def _writing(out_path: Path) -> Iterator[None]:
+    """A failed write while staging or moving the file (disk full, read-only) is an OutputError."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"cannot write the exported model '{out_path}': {reason}; nothing was written there") from None
 
 
 def _move_into_place(staged: Path, out_path: Path) -> None:

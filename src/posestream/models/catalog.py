@@ -2,13 +2,20 @@
 
 Two kinds of names:
 
-* **pose models**: the released ViTPose checkpoints of ``posestream.models.weights.KNOWN_WEIGHTS``
-  (``vitpose-s-coco``, ...; that table pins each file's Hub revision, size and sha256). Running one
-  on an ONNX engine needs an ONNX file: it is exported from the checkpoint once per precision,
-  verified against PyTorch (``posestream.export.onnx``), and kept in the cache as
-  ``exported/<name>-<sha256[:12] of the weights>-<precision>.onnx``; later runs open that file and
-  never read the checkpoint again. (Compiled engine blobs, e.g. OpenVINO's, are the runtime's
-  cache, not this one.)
+* **pose models**: the known ViTPose weights of ``posestream.models.known_weights.KNOWN_WEIGHTS``,
+  the one table of them (every easy_ViTPose release, sets x sizes, .pth and .onnx, and the
+  transformers Hub repos; it pins each file's Hub revision and says how it is verified: size and
+  sha256 where known, else the Hub's LFS hash). A .pth name (``vitpose-s-coco``,
+  ``vitpose-l-wholebody``, ...) run on an ONNX engine needs an ONNX file: it is exported from the
+  checkpoint once per precision, with its keypoint set in the metadata, verified against PyTorch
+  (``posestream.export.onnx``), and kept in the cache as
+  ``exported/<name>-<key>-<precision>.onnx`` (key: sha256[:12] of the weights where the table pins
+  it, else the pinned revision's first 12 characters); later runs open that file and never read the
+  checkpoint again. ``.onnx`` names are fetched as they are (``--pose-model vitpose-l-wholebody.onnx``),
+  Hub repo ids are read with ``--weights``. (Compiled engine blobs, e.g. OpenVINO's, are the
+  runtime's cache, not this one.) The export step itself (``pose_model_file``, ``pull``) lives in
+  ``posestream.export.on_demand``: this module only names things and finds them, so ``models``
+  never imports ``export`` (which imports ``runtime``, which imports ``models``).
 * **detectors**: ``KNOWN_DETECTORS`` below, the official ONNX files of the YOLOX releases, fetched
   over HTTPS into ``detectors/<file>``, size and sha256 checked before the file is ever opened.
 
@@ -32,13 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
 from posestream.errors import ModelFileError
+from posestream.models.known_weights import KNOWN_WEIGHTS, KnownWeights, known_weights
 from posestream.paths import cache_dir
-
-if TYPE_CHECKING:  # pragma: no cover
-    from posestream.models.weights import KnownWeights
 
 __all__ = [
     "KnownDetector",
@@ -51,11 +54,13 @@ __all__ = [
     "is_known_pose_model",
     "is_known_detector",
     "known_detector",
-    "pose_model_file",
     "detector_file",
     "model_rows",
-    "pull",
     "cache_dir",
+    "exported_path",
+    "pose_entry",
+    "export_key",
+    "cache_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,12 +122,10 @@ KNOWN_DETECTORS: dict[str, KnownDetector] = {
 
 
 # --------------------------------------------------------------------------- names
-# posestream.models.weights (the checkpoint table) imports torch: it is read only where a pose-model
-# name is looked up, so a run with a detector and ONNX files never loads torch through this module.
-def _pose_entry(name: str) -> KnownWeights | None:
+# The known-weights table is pure data (no torch): resolving and exporting import torch lazily, so a
+# run with a detector and ONNX files never loads torch through this module.
+def pose_entry(name: str) -> KnownWeights | None:
     """The checkpoint entry a pose-model name refers to (PyTorch weights: what gets exported)."""
-    from posestream.models.weights import known_weights
-
     entry = known_weights(name)
     return entry if entry is not None and entry.kind == "torch" else None
 
@@ -136,7 +139,7 @@ def is_model_name(value: str | None) -> bool:
 
 
 def is_known_pose_model(name: str | None) -> bool:
-    return bool(name) and _pose_entry(str(name)) is not None
+    return bool(name) and pose_entry(str(name)) is not None
 
 
 def known_detector(name: str) -> KnownDetector | None:
@@ -148,12 +151,16 @@ def is_known_detector(name: str | None) -> bool:
 
 
 def _pose_names() -> list[str]:
-    from posestream.models.weights import KNOWN_WEIGHTS
+    """The exportable pose-model names (the .pth entries, without the suffix), in table order."""
+    return [k.name.removesuffix(".pth") for k in KNOWN_WEIGHTS.values() if k.kind == "torch"]
 
-    return sorted({k.name.removesuffix(".pth") for k in KNOWN_WEIGHTS.values() if k.kind == "torch"})
+
+def export_key(entry: KnownWeights) -> str:
+    """What names an export of ``entry``'s weights: their pinned sha256, else the pinned revision."""
+    return (entry.sha256 or entry.revision)[:12]
 
 
-def _cache(folder: Path | None) -> Path:
+def cache_folder(folder: Path | None) -> Path:
     """``folder``, else the cache folder (``$POSESTREAM_CACHE``, else ``~/.cache/posestream``)."""
     return Path(folder).expanduser() if folder is not None else cache_dir()
 
@@ -161,7 +168,7 @@ def _cache(folder: Path | None) -> Path:
 # --------------------------------------------------------------------------- pose models
 def exported_path(name: str, precision: str = "fp32", cache_dir: Path | None = None) -> Path:
     """Where the exported ONNX of pose model ``name`` at ``precision`` lives in the cache."""
-    entry = _pose_entry(name)
+    entry = pose_entry(name)
     if entry is None:
         raise ModelFileError(
             f"pose model '{name}': no such file, and not a known name (known: {', '.join(_pose_names())}; "
@@ -170,39 +177,7 @@ def exported_path(name: str, precision: str = "fp32", cache_dir: Path | None = N
     if precision not in EXPORT_PRECISIONS:
         raise ModelFileError(f"precision '{precision}': expected one of {', '.join(EXPORT_PRECISIONS)}")
     stem = entry.name.removesuffix(".pth")
-    return _cache(cache_dir) / "exported" / f"{stem}-{entry.sha256[:12]}-{EXPORT_PRECISIONS[precision]}.onnx"
-
-
-def pose_model_file(name: str, precision: str = "fp32", cache_dir: Path | None = None) -> Path:
-    """The ONNX file of known pose model ``name`` for ``precision``: from the cache, else exported now.
-
-    The export reads the checkpoint (downloaded once, size and sha256 checked by
-    ``resolve_weights``), writes a verified ONNX file atomically, and is never repeated for the same
-    weights and precision. Raises ModelFileError (download hint) or ExportError.
-    """
-    target = exported_path(name, precision, cache_dir)
-    if target.is_file():
-        log.info("pose model %s (%s): reusing %s", name, precision, target)
-        return target
-    from posestream.models.weights import resolve_weights
-
-    entry = _pose_entry(name)
-    weights = resolve_weights(entry.name, entry.variant, cache_dir=_cache(cache_dir))
-    _export(entry, weights, target, EXPORT_PRECISIONS[precision])
-    return target
-
-
-def _export(entry: KnownWeights, weights: Path, target: Path, precision: str) -> None:
-    # torch is needed for the export only; a run that finds the exported file never imports it here.
-    from posestream.export.onnx import export_onnx
-    from posestream.models.checkpoint import apply_weights, read_weights
-    from posestream.models.vitpose import build_vitpose
-
-    log.warning("pose model %s: exporting %s to ONNX (%s), once; later runs reuse %s",
-                entry.name.removesuffix(".pth"), weights.name, precision, target)  # fmt: skip
-    model = build_vitpose(entry.variant, decoder=entry.decoder, num_keypoints=entry.num_keypoints)
-    apply_weights(model, read_weights(weights), weights)
-    export_onnx(model.eval(), target, fp16=precision == "fp16", int8=precision == "int8", random_weights=False)
+    return cache_folder(cache_dir) / "exported" / f"{stem}-{export_key(entry)}-{EXPORT_PRECISIONS[precision]}.onnx"
 
 
 # --------------------------------------------------------------------------- detectors
@@ -214,7 +189,7 @@ def detector_file(name: str, cache_dir: Path | None = None) -> Path:
             f"detector '{name}': no such file, and not a known name "
             f"(known: {', '.join(KNOWN_DETECTORS)}; or 'none' for one box = the whole frame)"
         )
-    target = _cache(cache_dir) / "detectors" / known.filename
+    target = cache_folder(cache_dir) / "detectors" / known.filename
     if target.is_file():
         _verify(target, known)
         return target
@@ -307,26 +282,46 @@ def _download(known: KnownDetector, target: Path, progress: Callable[[int], None
 # --------------------------------------------------------------------------- listing, pulling
 @dataclass(frozen=True, slots=True)
 class ModelRow:
-    """One line of ``posestream models``."""
+    """One line of ``posestream models``.
+
+    kind: 'pose' (a checkpoint, exported on first use), 'pose-onnx' (an ONNX file used as it is),
+    'hub' (a transformers repo, for ``--weights``) or 'detector'. download_bytes: None where the
+    table has no size (the Hub reports it at download).
+    """
 
     name: str
-    kind: str  # 'pose' | 'detector'
+    kind: str
     title: str
-    download_bytes: int
+    download_bytes: int | None
     cached: list[tuple[Path, int]]  # files of this model in the cache, with sizes
     default: bool
 
 
+_KIND = {"torch": "pose", "onnx": "pose-onnx", "transformers": "hub"}
+
+
+def _pose_title(entry: KnownWeights) -> str:
+    plus = "+" if entry.num_experts > 1 else ""
+    check = "size + sha256 pinned" if entry.verify == "sha256" else "checked against the Hub's LFS hash"
+    what = (f"{entry.num_keypoints} keypoints ({entry.keypoint_set})" if entry.num_experts == 1
+            else "6 experts (--expert)")  # fmt: skip
+    return f"ViTPose{plus}-{entry.variant.upper()} {entry.decoder}, {what}; {entry.repo_id}, {check}"
+
+
 def model_rows(cache_dir: Path | None = None) -> list[ModelRow]:
     """Every known model with what the cache holds for it (sizes from the file system)."""
-    cache = _cache(cache_dir)
+    from posestream.models.weights import cache_path
+
+    cache = cache_folder(cache_dir)
     rows = []
-    for name in _pose_names():
-        entry = _pose_entry(name)
-        files = [cache / entry.filename] + sorted((cache / "exported").glob(f"{name}-{entry.sha256[:12]}-*.onnx"))
-        cached = [(p, p.stat().st_size) for p in files if p.is_file()]
-        title = f"ViTPose-{entry.variant.upper()} {entry.num_keypoints} keypoints ({entry.repo_id})"
-        rows.append(ModelRow(name, "pose", title, entry.size_bytes, cached, name == DEFAULT_POSE_MODEL))
+    for entry in KNOWN_WEIGHTS.values():
+        name = entry.name.removesuffix(".pth")
+        files = [cache_path(entry, cache)]
+        if entry.kind == "torch":
+            files += sorted((cache / "exported").glob(f"{name}-{export_key(entry)}-*.onnx"))
+        cached = [(p, _size(p)) for p in files if p.exists()]
+        rows.append(ModelRow(name, _KIND[entry.kind], _pose_title(entry), entry.size_bytes, cached,
+                             name == DEFAULT_POSE_MODEL))  # fmt: skip
     for known in KNOWN_DETECTORS.values():
         path = cache / "detectors" / known.filename
         cached = [(path, path.stat().st_size)] if path.is_file() else []
@@ -335,11 +330,8 @@ def model_rows(cache_dir: Path | None = None) -> list[ModelRow]:
     return rows
 
 
-def pull(name: str, precision: str = "fp32", cache_dir: Path | None = None) -> Path:
-    """Fetch (and for pose models export) ``name`` now, for offline use later. Returns the file."""
-    if is_known_detector(name):
-        return detector_file(name, cache_dir)
-    if is_known_pose_model(name):
-        return pose_model_file(name, precision, cache_dir)
-    known = ", ".join(_pose_names() + list(KNOWN_DETECTORS))
-    raise ModelFileError(f"'{name}' is no known model (known: {known})")
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (a transformers repo)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size

@@ -11,9 +11,17 @@ Layouts understood by ``convert_state_dict`` (detected from the keys, the result
 * **Hugging Face transformers** ``VitPoseForPoseEstimation``: ``backbone.embeddings.*``,
   ``backbone.encoder.layer.{i}.attention.attention.{query,key,value}`` (fused here into one ``qkv``,
   rows q, k, v as the official reshape expects), ``backbone.layernorm``, ``head.{deconv1,batchnorm1,...}``.
+* **ViTPose+** (mixture of experts), in the official layout (``backbone.blocks.{i}.mlp.fc2`` with
+  ``D - part_features`` rows, ``backbone.blocks.{i}.mlp.experts.{e}.*``, heads ``keypoint_head`` (COCO)
+  and ``associate_keypoint_heads.{0..4}`` (AIC, MPII, AP-10K, APT-36K, WholeBody)) or the transformers
+  layout (``backbone.encoder.layer.{i}.mlp.experts.{e}.*``, one COCO head). The experts are stacked
+  into our ``mlp.expert_weight`` (E, P, hidden) / ``mlp.expert_bias`` (E, P); ``expert`` chooses the
+  head (see ``posestream.models.vitpose_plus``). A file split by the official ``tools/model_split.py``
+  keeps its ``mlp.experts.*`` tensors beside the already folded fc2 (its clean-up loop tests
+  ``'expert' in keys``, never true): those leftovers are dropped.
 
-Not supported (a clear ModelFileError): ViTPose+ mixture-of-experts checkpoints (``mlp.experts.*``)
-and mmpose 1.x checkpoints (mmpretrain backbone names ``backbone.layers.{i}.ln1`` ...).
+Not supported (a clear ModelFileError): mmpose 1.x checkpoints (mmpretrain backbone names
+``backbone.layers.{i}.ln1`` ...).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from torch import nn
 
 from posestream.errors import ModelFileError
 from posestream.models.vitpose import VARIANTS
+from posestream.models.vitpose_plus import EXPERTS, expert_named
 
 __all__ = [
     "CheckpointInfo",
@@ -55,7 +64,9 @@ class CheckpointInfo:
     """What a (converted) state dict says about the model it fits.
 
     variant: 's' | 'b' | 'l' | 'h', or None when embed_dim/depth match no known size.
-    decoder: 'classic' | 'simple'.
+    decoder: 'classic' | 'simple'. num_keypoints: K of the (chosen) head.
+    num_experts, part_features: ViTPose+ (1 and 0 for a plain ViTPose).
+    heads: the experts whose heads a multi-head file holds ('coco', 'aic', ...); () for one head.
     """
 
     variant: str | None
@@ -63,11 +74,15 @@ class CheckpointInfo:
     depth: int
     decoder: str
     num_keypoints: int
+    num_experts: int = 1
+    part_features: int = 0
+    heads: tuple[str, ...] = ()
 
     def describe(self) -> str:
         size = f"ViTPose-{self.variant.upper()}" if self.variant else "an unknown ViT size"
+        plus = f", ViTPose+ with {self.num_experts} experts" if self.num_experts > 1 else ""
         return (
-            f"{size} (embed_dim {self.embed_dim}, depth {self.depth}), "
+            f"{size} (embed_dim {self.embed_dim}, depth {self.depth}){plus}, "
             f"{self.decoder} decoder, {self.num_keypoints} keypoints"
         )
 
@@ -189,7 +204,9 @@ _HF_BLOCK = {
     "attention.output.dense.": "attn.proj.",
     "mlp.fc1.": "mlp.fc1.",
     "mlp.fc2.": "mlp.fc2.",
+    "mlp.experts.": "mlp.experts.",
 }
+_EXPERT_KEY = re.compile(r"^backbone\.blocks\.(\d+)\.mlp\.experts\.(\d+)\.(weight|bias)$")
 _HF_LAYER = re.compile(r"^backbone\.encoder\.layer\.(\d+)\.(.+)$")
 
 
@@ -200,25 +217,32 @@ def _replace_prefix(key: str, table: Mapping[str, str]) -> str | None:
     return None
 
 
-def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert_state_dict(sd: Mapping[str, torch.Tensor], expert: str | None = None) -> dict[str, torch.Tensor]:
     """Any supported layout -> our key names (see the module docstring). Idempotent on our layout.
 
+    expert: for a file with several heads (official ViTPose+ or multi-task ViTPose), whose head to
+        keep ('coco', 'aic', 'mpii', 'ap10k', 'apt36k', 'wholebody'); None = COCO's. A transformers
+        ViTPose+ file has only COCO's head, so another expert is a ModelFileError there.
     Keys the conversion does not recognise are kept as they are, so a strict load reports them.
-    Raises ModelFileError for recognisably unsupported checkpoints (ViTPose+ MoE, mmpose 1.x).
+    Raises ModelFileError for recognisably unsupported checkpoints (mmpose 1.x).
     """
     sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
-    if any(".mlp.experts." in k for k in sd):
-        raise ModelFileError(
-            "checkpoint is a ViTPose+ mixture-of-experts model (mlp.experts.* keys): not supported, "
-            "use a single-dataset ViTPose checkpoint"
-        )
+    chosen = expert_named(expert) if expert is not None else EXPERTS[0]
     if any(k.startswith("backbone.layers.") for k in sd):
         raise ModelFileError(
             "checkpoint uses the mmpose 1.x / mmpretrain layout (backbone.layers.*): not supported, "
             "use the mmpose 0.x (official ViTPose / easy_ViTPose) or transformers layout"
         )
     if any(k.startswith("backbone.embeddings.") or k.startswith("backbone.encoder.") for k in sd):
-        return _convert_hf(sd)
+        if chosen.index != 0 and any(".mlp.experts." in k for k in sd):
+            raise ModelFileError(
+                f"checkpoint (transformers ViTPose+ layout) holds only the COCO head, not the {chosen.name} "
+                "expert's: its dataset_index selects the expert but the COCO head decodes it (transformers "
+                "issue #39789); use the official ViTPose+ checkpoint or a split vitpose-*-"
+                f"{chosen.keypoint_set} file for --expert {chosen.name}"
+            )
+        return _stack_experts(_convert_hf(sd))
+    sd = _select_head(sd, chosen)
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if key.startswith("backbone.last_norm."):
@@ -226,6 +250,60 @@ def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
         else:
             key = _replace_prefix(key, _HEAD_MMPOSE) or key
         out[key] = value
+    return _stack_experts(out)
+
+
+def heads_in(sd: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
+    """Experts whose heads a multi-head (official layout) state dict holds, in expert order; () if one."""
+    if not any(k.startswith("associate_keypoint_heads.") for k in sd):
+        return ()
+    return tuple(e.name for e in EXPERTS if any(k.startswith(e.official_head) for k in sd))
+
+
+def _select_head(sd: dict[str, torch.Tensor], chosen) -> dict[str, torch.Tensor]:
+    """Official multi-head layout: keep ``chosen``'s head as ``keypoint_head.*``, drop the others."""
+    available = heads_in(sd)
+    if not available:
+        return sd
+    if chosen.name not in available:
+        raise ModelFileError(
+            f"checkpoint has heads for {', '.join(available)}, not for the {chosen.name} expert"
+        )
+    out = {k: v for k, v in sd.items() if not k.startswith(("keypoint_head.", "associate_keypoint_heads."))}
+    for key, value in sd.items():
+        if key.startswith(chosen.official_head):
+            out["keypoint_head." + key[len(chosen.official_head) :]] = value
+    return out
+
+
+def _stack_experts(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``mlp.experts.{e}.{weight,bias}`` -> ``mlp.expert_weight`` (E, P, hidden) / ``mlp.expert_bias`` (E, P).
+
+    Leftover experts beside a folded fc2 (as many rows as the embedding, see the module docstring)
+    are dropped instead.
+    """
+    experts: dict[int, dict[str, dict[int, torch.Tensor]]] = {}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        m = _EXPERT_KEY.match(key)
+        if m is None:
+            out[key] = value
+        else:
+            experts.setdefault(int(m.group(1)), {}).setdefault(m.group(3), {})[int(m.group(2))] = value
+    if not experts:
+        return out
+    proj = out.get("backbone.patch_embed.proj.weight")
+    fc2 = out.get(f"backbone.blocks.{min(experts)}.mlp.fc2.weight")
+    if proj is not None and fc2 is not None and fc2.shape[0] == proj.shape[0]:
+        log.info("checkpoint: fc2 already holds an expert (a split ViTPose+ file); ignoring its leftover "
+                 "mlp.experts.* tensors")  # fmt: skip
+        return out
+    for block, parts in sorted(experts.items()):
+        for kind, by_index in parts.items():
+            if sorted(by_index) != list(range(len(by_index))):
+                raise ModelFileError(f"checkpoint: block {block} has experts {sorted(by_index)}, expected 0..N-1")
+            name = "expert_weight" if kind == "weight" else "expert_bias"
+            out[f"backbone.blocks.{block}.mlp.{name}"] = torch.stack([by_index[i] for i in range(len(by_index))])
     return out
 
 
@@ -261,13 +339,15 @@ def _convert_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def infer_variant(sd: Mapping[str, torch.Tensor]) -> CheckpointInfo:
+def infer_variant(sd: Mapping[str, torch.Tensor], expert: str | None = None) -> CheckpointInfo:
     """Read the architecture off a state dict of any supported layout.
 
     embed_dim from the patch-embedding conv, depth from the number of blocks (together: the variant),
-    decoder kind from the head keys, and K from the last conv's output channels.
+    decoder kind from the head keys, K from the last conv's output channels (of ``expert``'s head
+    in a multi-head file), experts and part features from the stacked expert tensors.
     """
-    sd = convert_state_dict(sd)
+    heads = heads_in({(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()})
+    sd = convert_state_dict(sd, expert)
     proj = sd.get("backbone.patch_embed.proj.weight")
     if proj is None or proj.ndim != 4:
         raise ModelFileError(
@@ -282,7 +362,9 @@ def infer_variant(sd: Mapping[str, torch.Tensor]) -> CheckpointInfo:
         raise ModelFileError("checkpoint has no heatmap head (head.conv / keypoint_head.final_layer)")
     decoder = "classic" if "head.deconv1.weight" in sd else "simple"
     variant = next((s.name for s in VARIANTS.values() if (s.embed_dim, s.depth) == (embed_dim, depth)), None)
-    return CheckpointInfo(variant, embed_dim, depth, decoder, int(conv.shape[0]))
+    experts = sd.get("backbone.blocks.0.mlp.expert_weight")
+    num_experts, part = (int(experts.shape[0]), int(experts.shape[1])) if experts is not None else (1, 0)
+    return CheckpointInfo(variant, embed_dim, depth, decoder, int(conv.shape[0]), num_experts, part, heads)
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -309,15 +391,18 @@ def load_weights(model: nn.Module, path: str | Path, expected_sha256: str | None
     return apply_weights(model, read_weights(path), path)
 
 
-def read_weights(path: str | Path, checkpoint: object | None = None) -> dict[str, torch.Tensor]:
+def read_weights(
+    path: str | Path, checkpoint: object | None = None, expert: str | None = None
+) -> dict[str, torch.Tensor]:
     """The file's tensors in this package's layout (any supported layout converted).
 
     checkpoint: what :func:`read_checkpoint` already returned for ``path``, to avoid a second read.
+    expert: whose head to keep from a multi-head file (see :func:`convert_state_dict`).
     """
     path = Path(path)
     try:
         obj = read_checkpoint(path) if checkpoint is None else checkpoint
-        return convert_state_dict(tensors_of(obj, path))
+        return convert_state_dict(tensors_of(obj, path), expert)
     except ModelFileError as exc:
         if str(path) in str(exc):
             raise

@@ -14,6 +14,14 @@ its checkpoints load after a key rename (see ``posestream.models.checkpoint``):
 Two decoders from the paper: "classic" (two deconvolutions, the default of the released weights)
 and "simple" (ReLU, bilinear x4, one 3x3 conv). Modules are configured entirely by constructor
 arguments; builders for the four sizes are at the bottom.
+
+ViTPose+ (Xu et al., "ViTPose++: Vision Transformer for Generic Body Pose Estimation", TPAMI 2023;
+the official ``ViTMoE`` backbone) replaces each block's FFN by a mixture of experts
+(``num_experts > 1``, ``MoEMlp``): fc2's first ``D - part_features`` outputs are shared by every
+dataset, the last ``part_features`` come from the expert of the sample's dataset (0 COCO, 1 AIC,
+2 MPII, 3 AP-10K, 4 APT-36K, 5 COCO-WholeBody). The model holds every expert and the head of one;
+``expert`` (a buffer, not a weight) says which expert runs. ``posestream.models.vitpose_plus``
+folds one expert into fc2, giving a plain ViTPose.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from torch import nn
 __all__ = [
     "VARIANTS",
     "VariantSpec",
+    "Mlp",
+    "MoEMlp",
     "ViTBackbone",
     "ClassicDecoder",
     "SimpleDecoder",
@@ -77,32 +87,71 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
+    """FFN of a plain block. ``expert_index`` is accepted and unused (there is one expert)."""
+
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()  # exact (erf) GELU, as the official model and transformers' "gelu"
         self.fc2 = nn.Linear(hidden_dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, expert_index: torch.Tensor | None = None) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
 
+class MoEMlp(nn.Module):
+    """ViTPose+ FFN: fc1, GELU, then ``[fc2(h) | expert_e(h)]`` concatenated on the channels.
+
+    fc2 gives the first ``dim - part_features`` outputs (shared by all datasets); expert ``e`` of
+    each sample gives the last ``part_features``. The experts are stacked in one tensor
+    ``expert_weight`` (E, P, hidden) / ``expert_bias`` (E, P) so a batch gathers its experts and
+    runs one batched matmul, instead of every expert on every sample (the official code and
+    transformers multiply each expert's output by a 0/1 mask and sum).
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, num_experts: int, part_features: int) -> None:
+        super().__init__()
+        if not 0 < part_features < dim:
+            raise ValueError(f"part_features: expected 1..{dim - 1} for embed_dim {dim}, got {part_features}")
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim - part_features)
+        self.expert_weight = nn.Parameter(torch.empty(num_experts, part_features, hidden_dim))
+        self.expert_bias = nn.Parameter(torch.empty(num_experts, part_features))
+        for weight, bias in zip(self.expert_weight.data, self.expert_bias.data):  # nn.Linear's init
+            nn.init.kaiming_uniform_(weight, a=5**0.5)
+            nn.init.uniform_(bias, -(hidden_dim**-0.5), hidden_dim**-0.5)
+
+    def forward(self, x: torch.Tensor, expert_index: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc1(x))  # (N, L, hidden)
+        shared = self.fc2(h)  # (N, L, D - P)
+        weight = self.expert_weight[expert_index]  # (N, P, hidden): each sample's expert
+        bias = self.expert_bias[expert_index]  # (N, P)
+        part = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))  # (N, L, P)
+        return torch.cat([shared, part], dim=-1)
+
+
 class Block(nn.Module):
-    """Pre-norm transformer block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``."""
+    """Pre-norm transformer block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x), expert_index)``.
+
+    num_experts > 1 makes the FFN a ``MoEMlp`` with ``part_features`` expert channels.
+    """
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, drop_path: float, eps: float
-    ) -> None:
+        self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, drop_path: float, eps: float,
+        num_experts: int = 1, part_features: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__()
+        hidden = int(dim * mlp_ratio)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = MoEMlp(dim, hidden, num_experts, part_features) if num_experts > 1 else Mlp(dim, hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, expert_index: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x), expert_index))
 
 
 class PatchEmbed(nn.Module):
@@ -122,7 +171,7 @@ class PatchEmbed(nn.Module):
 
 
 class ViTBackbone(nn.Module):
-    """Plain ViT without class token. Input (N, 3, H, W) -> feature map (N, D, Hp, Wp).
+    """Plain ViT without class token. Input (N, 3, H, W) and expert index (N,) -> feature map (N, D, Hp, Wp).
 
     ``pos_embed`` is (1, 1 + Hp*Wp, D): slot 0 is the class-token position of the MAE pretraining.
     The official model keeps it and adds it to every patch token (``pos_embed[:, 1:] + pos_embed[:, :1]``),
@@ -140,9 +189,13 @@ class ViTBackbone(nn.Module):
         qkv_bias: bool = True,
         drop_path_rate: float = 0.0,
         layer_norm_eps: float = 1e-6,
+        num_experts: int = 1,
+        part_features: int = 0,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
+        self.num_experts = num_experts
+        self.part_features = part_features if num_experts > 1 else 0
         self.patch_embed = PatchEmbed(img_size_hw, patch_size, embed_dim)
         self.grid_hw = self.patch_embed.grid_hw
         num_patches = self.grid_hw[0] * self.grid_hw[1]
@@ -150,15 +203,18 @@ class ViTBackbone(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear decay rule
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], layer_norm_eps) for i in range(depth)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], layer_norm_eps, num_experts, part_features)
+            for i in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, expert_index: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (N, 3, H, W); expert_index: (N,) int64 dataset index per sample (required with experts,
+        ignored by plain blocks)."""
         x = self.patch_embed(x)  # (N, L, D)
         x = x + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
         for block in self.blocks:
-            x = block(x)
+            x = block(x, expert_index)
         x = self.norm(x)
         hp, wp = self.grid_hw
         return x.transpose(1, 2).reshape(x.shape[0], self.embed_dim, hp, wp)  # (N, D, Hp, Wp)
@@ -199,6 +255,8 @@ class ViTPose(nn.Module):
 
     The input is what the official pipeline feeds: RGB, ``(pixel - mean) / std`` with the ImageNet
     mean/std in 0-255 units. ``variant`` is informational ('s', 'b', 'l', 'h' or 'custom').
+    ViTPose+: ``num_experts`` > 1 with ``part_features`` expert channels per block, and ``expert``
+    the index every sample runs (``select_expert`` changes it); the head is that expert's.
     """
 
     def __init__(
@@ -215,8 +273,13 @@ class ViTPose(nn.Module):
         num_keypoints: int = 17,
         layer_norm_eps: float = 1e-6,
         variant: str = "custom",
+        num_experts: int = 1,
+        part_features: int = 0,
+        expert: int = 0,
     ) -> None:
         super().__init__()
+        if num_experts < 1 or not 0 <= expert < num_experts:
+            raise ValueError(f"expert: expected 0..{num_experts - 1} for {num_experts} experts, got {expert}")
         if decoder not in ("classic", "simple"):
             raise ValueError(f"decoder: expected 'classic' or 'simple', got {decoder!r}")
         if num_keypoints < 1:
@@ -225,17 +288,27 @@ class ViTPose(nn.Module):
         self.decoder_kind = decoder
         self.num_keypoints = num_keypoints
         self.img_size_hw = tuple(img_size_hw)
+        self.num_experts = num_experts
         self.backbone = ViTBackbone(
             img_size_hw, patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate,
-            layer_norm_eps,
+            layer_norm_eps, num_experts, part_features,
         )  # fmt: skip
         head_cls = ClassicDecoder if decoder == "classic" else SimpleDecoder
         self.head = head_cls(embed_dim, num_keypoints)
         hp, wp = self.backbone.grid_hw
         self.heatmap_size_hw = (hp * 4, wp * 4)
+        # Not a weight: which expert runs (0 for a plain model, where it is never read).
+        self.register_buffer("expert", torch.tensor(expert, dtype=torch.int64), persistent=False)
+
+    def select_expert(self, expert: int) -> ViTPose:
+        """Run expert ``expert`` from now on (the head stays: the caller loads the matching one)."""
+        if not 0 <= expert < self.num_experts:
+            raise ValueError(f"expert: expected 0..{self.num_experts - 1}, got {expert}")
+        self.expert.fill_(expert)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.head(self.backbone(x, self.expert.expand(x.shape[0])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,16 +319,17 @@ class VariantSpec:
     embed_dim: int
     depth: int
     num_heads: int
+    part_features: int  # ViTPose+ expert channels per block (the official ViTPose+ configs)
 
     def describe(self) -> str:
         return f"ViTPose-{self.name.upper()} (embed_dim {self.embed_dim}, depth {self.depth})"
 
 
 VARIANTS: dict[str, VariantSpec] = {
-    "s": VariantSpec("s", 384, 12, 12),
-    "b": VariantSpec("b", 768, 12, 12),
-    "l": VariantSpec("l", 1024, 24, 16),
-    "h": VariantSpec("h", 1280, 32, 16),
+    "s": VariantSpec("s", 384, 12, 12, 192),
+    "b": VariantSpec("b", 768, 12, 12, 192),
+    "l": VariantSpec("l", 1024, 24, 16, 256),
+    "h": VariantSpec("h", 1280, 32, 16, 320),
 }
 _ALIASES = {"small": "s", "base": "b", "large": "l", "huge": "h"}
 
@@ -272,9 +346,17 @@ def canonical_variant(variant: str) -> str:
 
 
 def build_vitpose(
-    variant: str, decoder: str = "classic", num_keypoints: int = 17, **kwargs: object
+    variant: str,
+    decoder: str = "classic",
+    num_keypoints: int = 17,
+    num_experts: int = 1,
+    expert: int = 0,
+    **kwargs: object,
 ) -> ViTPose:
-    """ViTPose-S/B/L/H, randomly initialised; ``kwargs`` go to ``ViTPose`` (e.g. ``drop_path_rate``)."""
+    """ViTPose-S/B/L/H (ViTPose+ with ``num_experts`` > 1, running ``expert``), randomly initialised.
+
+    ``kwargs`` go to ``ViTPose`` (e.g. ``drop_path_rate``).
+    """
     spec = VARIANTS[canonical_variant(variant)]
     return ViTPose(
         embed_dim=spec.embed_dim,
@@ -283,5 +365,8 @@ def build_vitpose(
         decoder=decoder,
         num_keypoints=num_keypoints,
         variant=spec.name,
+        num_experts=num_experts,
+        part_features=spec.part_features if num_experts > 1 else 0,
+        expert=expert,
         **kwargs,  # type: ignore[arg-type]
     )

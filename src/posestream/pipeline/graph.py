@@ -18,11 +18,24 @@ inbox; outputs leave in the order the items arrived (a re-order buffer keyed by 
 downstream stages cannot tell it from one worker.
 
 End of stream is a closed channel: the source closes its outbox when ``read()`` returns None, each
-worker drains its inbox, flushes and closes its stage and then its outbox. A failing stage records its
-exception and sets the shared stop event; every channel is then closed so nobody waits, and
-``Graph.run`` re-raises the failure as ``StageError(stage, frame_index)`` once the workers have
-finalised (or after ``shutdown_timeout`` for a stage blocked inside ``process``). Ctrl-C in the
-main thread and ``request_stop()`` (SIGTERM) stop it the same way, without an error.
+worker drains its inbox, flushes and closes its stage and then its outbox (and its inbox, so nobody
+upstream waits on a stage that has ended).
+
+A stop (Ctrl-C in the main thread, ``request_stop()`` for SIGTERM, or a failing stage, which
+records its exception and sets the shared stop event) ends the source at once. What happens to the
+items in flight depends on the stage:
+
+- A stage that declares ``drain_on_stop = True`` (a sink: it writes outputs) and every stage after
+  it *drain*: they process everything already queued for them, to the end, then close. So all
+  sinks of a chain hold the same items (an item that reached the first sink reaches the last).
+- Every other stage finishes the item in hand and stops; its queued items are dropped.
+
+``shutdown_timeout`` bounds one thing only: a single ``process`` (or ``read``) call that is still
+running that long after the stop. Such a stage is *stuck*: the graph closes its edges (the stages
+after it drain what they have, then finalise) and ``run`` returns without waiting for it. Draining
+and ``close()`` (finalising a file can take long: a slow encoder flushing) are never cut: a
+second Ctrl-C is the user's way out (``posestream.cli``). ``Graph.run`` then re-raises a failure
+as ``StageError(stage, frame_index)`` once the workers have finalised.
 """
 
 from __future__ import annotations
@@ -43,6 +56,11 @@ __all__ = ["Graph", "GraphResult", "Many", "Parallel", "Source", "Stage", "Stage
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # every blocking call wakes at least this often to re-check the stop event
+
+
+def _drains(stage: Any) -> bool:
+    target = stage.replicas[0] if isinstance(stage, Parallel) else stage
+    return bool(getattr(target, "drain_on_stop", False))
 
 
 class Many(tuple):
@@ -148,6 +166,12 @@ class Graph:
             StageMetrics(s.name, workers=s.workers if isinstance(s, Parallel) else 1) for s in stages
         ]
         self.shutdown_timeout = shutdown_timeout
+        # drains[i]: stage i processes its queued items after a stop (the first draining stage
+        # and every stage after it: see the module docstring).
+        first = next((i for i, s in enumerate(self.stages) if _drains(s)), n)
+        self.drains = [i >= first for i in range(n)]
+        self._busy: dict[str, tuple[int, float]] = {}  # thread name -> (edge it reads, call start)
+        self._t_stop: float | None = None
         self._stop = threading.Event()
         self._interrupted = False
         self._error: StageError | None = None
@@ -175,23 +199,36 @@ class Graph:
         return out
 
     # ----------------------------------------------------------------- workers
-    def _fail(self, name: str, index: int | None, exc: BaseException) -> None:
+    def _fail(self, name: str, index: int | None, exc: BaseException, when: str | None = None) -> None:
         with self._error_lock:
             if self._error is None:
-                self._error = StageError(name, index, exc)
+                self._error = StageError(name, index, exc, when)
                 self._error.__cause__ = exc
                 log.debug("stage %s failed", name, exc_info=exc)
         self._stop.set()
 
-    def _put(self, edge: Channel, item: Any) -> bool:
-        """Put with back-pressure that keeps re-checking the stop event. False = stop/closed."""
+    def _put(self, edge: Channel, item: Any, drain: bool = False) -> bool:
+        """Put with back-pressure that keeps re-checking the stop event. False = stop/closed.
+
+        drain: keep trying after a stop too, until the item is in or the edge is closed (the
+        stage after it ended, or was abandoned as stuck).
+        """
         try:
-            while not self._stop.is_set():
+            while drain or not self._stop.is_set():
                 if edge.put(item, timeout=POLL_S):
                     return True
         except Closed:
             pass
         return False
+
+    def _call(self, inbox: int, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` as this thread's current call (a stop watches it for being stuck)."""
+        name = threading.current_thread().name
+        self._busy[name] = (inbox, time.monotonic())
+        try:
+            return fn(*args)
+        finally:
+            self._busy.pop(name, None)
 
     def _run_source(self) -> None:
         src, out, m = self.source, self.edges[0], self.metrics[0]
@@ -201,7 +238,7 @@ class Graph:
             m.t_start = time.monotonic()
             while not self._stop.is_set():
                 t0 = time.perf_counter()
-                item = src.read()
+                item = self._call(-1, src.read)
                 if item is None:
                     break
                 m.record(time.perf_counter() - t0, emitted=True)
@@ -218,7 +255,7 @@ class Graph:
             except Exception as exc:  # noqa: BLE001
                 self._fail(src.name, None, exc)
 
-    def _emit(self, outbox: Channel | None, result: Any, dt: float, stage_name: str) -> bool:
+    def _emit(self, outbox: Channel | None, result: Any, dt: float, stage_name: str, drain: bool = False) -> bool:
         """Send what ``process``/``flush`` returned downstream. False = the graph is stopping."""
         if result is None:
             return True
@@ -227,7 +264,7 @@ class Graph:
             timings = getattr(item, "timings", None)
             if isinstance(timings, dict):  # a batch's time is shared by the items it emits
                 timings[stage_name] = dt / len(items)
-            if outbox is not None and not self._put(outbox, item):
+            if outbox is not None and not self._put(outbox, item, drain):
                 return False
         return True
 
@@ -238,12 +275,14 @@ class Graph:
     def _run_stage(self, i: int) -> None:
         stage, inbox, m = self.stages[i], self.edges[i], self.metrics[i + 1]
         outbox = self.edges[i + 1] if i + 1 < len(self.edges) else None
+        drain = self.drains[i]
+        downstream = True  # the outbox still takes items
         index: int | None = None
         try:
             stage.open(self.context())
             m.t_start = time.monotonic()
             ended = False
-            while not self._stop.is_set():
+            while drain or not self._stop.is_set():
                 try:
                     item = inbox.get(timeout=POLL_S)
                 except Empty:
@@ -253,11 +292,13 @@ class Graph:
                     break
                 index = getattr(item, "index", None)
                 t0 = time.perf_counter()
-                result = stage.process(item)
+                result = self._call(i, stage.process, item)
                 dt = time.perf_counter() - t0
                 m.record(dt, emitted=self._count(result))
-                if not self._emit(outbox, result, dt, stage.name):
-                    break
+                if downstream and not self._emit(outbox, result, dt, stage.name, drain):
+                    if not drain:
+                        break
+                    downstream = False  # the stage after this one ended: drain into this one only
             if ended and not self._stop.is_set():
                 self._flush(stage, outbox, m)
         except Exception as exc:  # noqa: BLE001 - any failure is reported as StageError
@@ -266,10 +307,11 @@ class Graph:
             m.t_end = time.monotonic()
             if outbox is not None:
                 outbox.close()
+            inbox.close()  # nobody reads it any more: an upstream put must not wait for us
             try:
                 stage.close()
             except Exception as exc:  # noqa: BLE001
-                self._fail(stage.name, None, exc)
+                self._fail(stage.name, index, exc, when="while finalising")
 
     def _flush(self, stage: Any, outbox: Channel | None, m: StageMetrics) -> None:
         flush = getattr(stage, "flush", None)
@@ -285,6 +327,7 @@ class Graph:
         """Threads for a ``Parallel`` stage: shared inbox, re-order buffer, last one out closes."""
         par: Parallel = self.stages[i]
         inbox, m = self.edges[i], self.metrics[i + 1]
+        drain = self.drains[i]
         outbox = self.edges[i + 1] if i + 1 < len(self.edges) else None
         take_lock = threading.Lock()  # arrival numbers follow the order items leave the inbox
         emit_lock = threading.Lock()  # one thread at a time sends ready results, in order
@@ -295,13 +338,13 @@ class Graph:
             while True:
                 if emit_lock.acquire(timeout=POLL_S):
                     break
-                if self._stop.is_set():
+                if self._stop.is_set() and not drain:
                     return False
             try:
                 while state["next"] in ready:
                     result, dt = ready.pop(state["next"])
                     state["next"] += 1
-                    if not self._emit(outbox, result, dt, par.name):
+                    if not self._emit(outbox, result, dt, par.name, drain):
                         return False
                 return True
             finally:
@@ -313,7 +356,7 @@ class Graph:
                 stage.open(self.context())
                 with take_lock:
                     m.t_start = m.t_start or time.monotonic()
-                while not self._stop.is_set():
+                while drain or not self._stop.is_set():
                     with take_lock:  # get + numbering under one lock: seq order = inbox order
                         try:
                             item = inbox.get(timeout=POLL_S)
@@ -326,7 +369,7 @@ class Graph:
                         state["taken"] += 1
                     index = getattr(item, "index", None)
                     t0 = time.perf_counter()
-                    result = stage.process(item)
+                    result = self._call(i, stage.process, item)
                     dt = time.perf_counter() - t0
                     m.record(dt, emitted=self._count(result))
                     ready[seq] = (result, dt)
@@ -349,6 +392,7 @@ class Graph:
                     m.t_end = time.monotonic()
                     if outbox is not None:
                         outbox.close()
+                    inbox.close()
                 try:
                     stage.close()
                 except Exception as exc:  # noqa: BLE001
@@ -375,32 +419,54 @@ class Graph:
                 threads.append(threading.Thread(target=self._run_stage, args=(i,), name=f"ps-{stage.name}", daemon=True))
         for t in threads:
             t.start()
-        deadline: float | None = None
+        stuck: dict[str, str] = {}  # thread name -> stage name, for threads abandoned inside a call
         while True:
             try:
                 alive = [t for t in threads if t.is_alive()]
-                if not alive:
+                if not alive or all(t.name in stuck for t in alive):
                     break
-                if self._stop.is_set() and deadline is None:
-                    deadline = time.monotonic() + self.shutdown_timeout
-                    for edge in self.edges:  # wake every waiter: nobody reads or writes any more
-                        edge.close()
-                if deadline is not None and time.monotonic() > deadline:
-                    break
+                if self._stop.is_set():
+                    self._on_stop()
+                    self._find_stuck(stuck)
                 alive[0].join(timeout=tick_s if on_tick else POLL_S)
                 if on_tick is not None:
                     on_tick(self)
             except KeyboardInterrupt:
                 log.warning("interrupted: stopping the graph and finalising outputs")
                 self.request_stop()
-        stuck = list(dict.fromkeys(t.name.removeprefix("ps-").split(".")[0] for t in threads if t.is_alive()))
-        for name in stuck:
-            log.error("stage '%s' did not stop within %.1f s (blocked inside a call)", name, self.shutdown_timeout)
+        stuck_stages = list(dict.fromkeys(stuck.values()))
         if self._error is not None:
             raise self._error
         return GraphResult(
             interrupted=self._interrupted,
             wall_s=time.monotonic() - t_start,
             stages=self.snapshot(),
-            stuck=stuck,
+            stuck=stuck_stages,
         )
+
+    def _on_stop(self) -> None:
+        """Once, at the stop: end the source and wake the stages that do not drain."""
+        if self._t_stop is not None:
+            return
+        self._t_stop = time.monotonic()
+        self.edges[0].close()  # the source puts nothing more
+        for edge, drain in zip(self.edges, self.drains):
+            if not drain:  # its consumer stops: wake it (and anyone putting into it)
+                edge.close()
+
+    def _find_stuck(self, stuck: dict[str, str]) -> None:
+        """Abandon a thread whose current call has run ``shutdown_timeout`` past the stop."""
+        now = time.monotonic()
+        for name, (inbox, t_call) in list(self._busy.items()):
+            if name in stuck or now - max(t_call, self._t_stop or now) <= self.shutdown_timeout:
+                continue
+            stage = name.removeprefix("ps-").split(".")[0]
+            stuck[name] = stage
+            log.error("stage '%s' did not stop within %.1f s (blocked inside a call); abandoned", stage,
+                      self.shutdown_timeout)  # fmt: skip
+            # Close its edges: the stages after it drain what they have and finalise; nobody
+            # upstream waits for it.
+            if inbox + 1 < len(self.edges):
+                self.edges[inbox + 1].close()
+            if inbox >= 0:
+                self.edges[inbox].close()

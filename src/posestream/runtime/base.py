@@ -5,6 +5,11 @@ float32. Everything the caller needs to prepare that batch and read the heatmaps
 mean/std, colour order, keypoint names) travels with the backend as a ``ModelInfo``, read from
 the ONNX file's ``metadata_props`` (``posestream.*`` keys, written by the exporter) or given by
 the caller for a PyTorch module. Missing keys fall back to COCO-17 ViTPose.
+
+The keypoint vocabulary is a ``KeypointSet`` (``info.keypoint_set``): from the
+``posestream.keypoint_set`` metadata (the whole definition, JSON), else from
+``posestream.keypoint_names`` (a registered set with those names, else a custom one), else from the
+output channel count alone (see ``posestream.keypoints.keypoint_set_for``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from posestream.errors import ModelFileError
-from posestream.types import COCO_KEYPOINTS
+from posestream.keypoints import DEFAULT_KEYPOINT_SET, KeypointSet, keypoint_set_for
 
 __all__ = [
     "PoseBackend",
@@ -40,7 +45,7 @@ class PoseBackend(Protocol):
     name: what runs it, e.g. "onnxruntime[CPUExecutionProvider]" or "torch[cpu,fp32]".
     input_size_hw: ``(H, W)`` of the model input, e.g. (256, 192).
     heatmap_size_hw: ``(h, w)`` of the heatmaps, e.g. (64, 48).
-    num_keypoints: K. keypoint_names: K names.
+    num_keypoints: K. keypoint_names: K names. keypoint_set: the model's ``KeypointSet``.
     mean, std: per channel, 0-255 scale, in ``color_order`` ("RGB" or "BGR").
     random_weights: True when the weights are a random initialisation (results mean nothing).
     max_batch: the largest N the model runs in one pass; None = any. ``__call__`` accepts any N
@@ -54,6 +59,7 @@ class PoseBackend(Protocol):
     heatmap_size_hw: tuple[int, int]
     num_keypoints: int
     keypoint_names: tuple[str, ...]
+    keypoint_set: KeypointSet
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     color_order: str
@@ -78,7 +84,7 @@ class ModelInfo:
     precision: str = ""
     input_size_hw: tuple[int, int] = (256, 192)
     heatmap_size_hw: tuple[int, int] = (64, 48)
-    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    keypoint_set: KeypointSet = DEFAULT_KEYPOINT_SET
     mean: tuple[float, float, float] = IMAGENET_MEAN_RGB
     std: tuple[float, float, float] = IMAGENET_STD_RGB
     color_order: str = "RGB"
@@ -86,7 +92,11 @@ class ModelInfo:
 
     @property
     def num_keypoints(self) -> int:
-        return len(self.keypoint_names)
+        return self.keypoint_set.num_keypoints
+
+    @property
+    def keypoint_names(self) -> tuple[str, ...]:
+        return self.keypoint_set.keypoints
 
     def with_(self, **changes: object) -> ModelInfo:
         return replace(self, **changes)
@@ -117,10 +127,20 @@ class ModelInfo:
         parse("input_size_hw", _int_pair)
         parse("heatmap_size_hw", _int_pair)
         parse("keypoint_names", lambda raw: tuple(str(name) for name in _json_list(raw)))
+        parse("keypoint_set", lambda raw: KeypointSet.from_json(json.loads(raw), "keypoint_set"))
         parse("mean", lambda raw: _float_triple(_json_list(raw)))
         parse("std", lambda raw: _float_triple(_json_list(raw)))
         parse("color_order", _color_order)
         parse("random_weights", _bool)
+        names = values.pop("keypoint_names", None)
+        kset = values.get("keypoint_set")
+        if kset is not None and names is not None and kset.keypoints != names:
+            raise ModelFileError(
+                f"{source}: metadata '{METADATA_PREFIX}keypoint_set' ({kset.describe()}) and "
+                f"'{METADATA_PREFIX}keypoint_names' ({len(names)} names) disagree"
+            )
+        if kset is None and names is not None:
+            values["keypoint_set"] = keypoint_set_for(names=names)
         return cls(**values), set(values)  # type: ignore[arg-type]
 
 
@@ -144,6 +164,10 @@ class ModelInfoAttributes:
     @property
     def keypoint_names(self) -> tuple[str, ...]:
         return self.info.keypoint_names
+
+    @property
+    def keypoint_set(self) -> KeypointSet:
+        return self.info.keypoint_set
 
     @property
     def mean(self) -> tuple[float, float, float]:

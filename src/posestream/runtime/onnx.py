@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from posestream.errors import ModelFileError
+from posestream.keypoints import KeypointSet, keypoint_set_for
 from posestream.runtime.base import ModelInfo, ModelInfoAttributes
 from posestream.runtime.sessions import Session
 
@@ -26,9 +27,12 @@ class OnnxPoseBackend(ModelInfoAttributes):
 
     session: from ``open_session`` (ONNX Runtime or OpenVINO); its name, providers and
     ``on_gpu`` are this backend's.
+    keypoint_set: the set the caller expects (e.g. ``--keypoints ap10k`` for a file without
+    metadata); ModelFileError naming both sets when the file's metadata or output count disagrees.
+    None: what the file says (metadata, else the output channel count).
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, keypoint_set: KeypointSet | None = None) -> None:
         self.session = session
         self.path = session.path
         self.name = session.name
@@ -51,6 +55,8 @@ class OnnxPoseBackend(ModelInfoAttributes):
         info, given = ModelInfo.from_metadata(metadata, str(self.path))
         self.metadata: dict[str, str] = metadata
         self.info = self._reconcile(info, given, list(inputs[0].shape), list(output.shape))
+        if keypoint_set is not None:
+            self.info = self._expect_set(self.info, "keypoint_set" in given, keypoint_set)
         # What it runs at (the factory adds why): a file exported as fp16 / int8 keeps that precision.
         exported = self.info.precision if self.info.precision in ("fp16", "int8") else None
         self.precision: str = exported if session.precision == "fp32" and exported else session.precision
@@ -84,7 +90,7 @@ class OnnxPoseBackend(ModelInfoAttributes):
             info = info.with_(input_size_hw=graph_in)
 
         graph_out = list(out_shape[1:])  # K, h, w
-        if None in graph_out and not {"keypoint_names", "heatmap_size_hw"} <= given:
+        if None in graph_out and not {"keypoint_set", "heatmap_size_hw"} <= given:
             graph_out = self._probe_output_shape(info.input_size_hw)
             logger.info("%s: output shape not in the graph; probed (K, h, w) = %s", self.path.name, graph_out)
         num_keypoints, height, width = graph_out
@@ -96,13 +102,24 @@ class OnnxPoseBackend(ModelInfoAttributes):
                 )
             info = info.with_(heatmap_size_hw=(height, width))
         if num_keypoints is not None and num_keypoints != info.num_keypoints:
-            if "keypoint_names" in given:
+            if "keypoint_set" in given:
                 raise ModelFileError(
                     f"{self.path}: metadata names {info.num_keypoints} keypoints, the graph outputs "
                     f"{num_keypoints}"
                 )
-            info = info.with_(keypoint_names=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
+            info = info.with_(keypoint_set=keypoint_set_for(num_keypoints))
         return info
+
+    def _expect_set(self, info: ModelInfo, from_metadata: bool, expected: KeypointSet) -> ModelInfo:
+        """``info`` with the caller's set, or ModelFileError when the file speaks another one."""
+        have = info.keypoint_set
+        if have.num_keypoints != expected.num_keypoints or (from_metadata and have.keypoints != expected.keypoints):
+            origin = "its metadata" if from_metadata else "its output channels"
+            raise ModelFileError(
+                f"{self.path}: the model is for keypoint set {have.describe()} (from {origin}), "
+                f"not {expected.describe()}"
+            )
+        return info.with_(keypoint_set=expected)
 
     def _probe_output_shape(self, input_size_hw: tuple[int, int]) -> list[int]:
         """Run one zero crop to learn (K, h, w) when neither the graph nor the metadata says."""

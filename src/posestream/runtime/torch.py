@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from posestream.errors import InputError
+from posestream.keypoints import keypoint_set_for
 from posestream.runtime.base import ModelInfo, ModelInfoAttributes
 from posestream.runtime.torch_runner import DEFAULT_GPU_BUCKETS, BucketedRunner
 
@@ -31,8 +32,10 @@ class TorchPoseBackend(ModelInfoAttributes):
 
     model: maps (N, 3, H, W) to (N, K, h, w); it is put in eval mode and moved to device/dtype.
     device: "cpu", "cuda", "cuda:1", ... dtype: "fp32", "fp16" or "bf16" (weights and input;
-    heatmaps come back as float32 numpy). info: input size, normalisation and names
-    (default COCO-17 ViTPose); K and the heatmap size are measured with one zero crop.
+    heatmaps come back as float32 numpy). info: input size, normalisation and keypoint set
+    (default COCO-17 ViTPose); K and the heatmap size are measured with one zero crop. When K is
+    not the info's set's K, a default (COCO) set is replaced by ``keypoint_set_for(K)``; any other set
+    is an error.
     compile, cuda_graphs, channels_last: the fast path (``BucketedRunner``); None = on for a CUDA
     device, off on the CPU. buckets: the batch sizes CUDA graphs are captured for.
     """
@@ -76,9 +79,12 @@ class TorchPoseBackend(ModelInfoAttributes):
             raise TypeError(f"{self.name}: the model must return an (N, K, h, w) tensor, got {got}")
         num_keypoints, height, width = probe.shape[1:]
         if num_keypoints != info.num_keypoints:
-            if info.keypoint_names != ModelInfo().keypoint_names:
-                raise InputError(f"model outputs {num_keypoints} keypoints, info names {info.num_keypoints}")
-            info = info.with_(keypoint_names=tuple(f"keypoint_{i}" for i in range(num_keypoints)))
+            if info.keypoint_set != ModelInfo().keypoint_set:
+                raise InputError(
+                    f"model outputs {num_keypoints} keypoints, its keypoint set {info.keypoint_set.describe()} "
+                    f"has {info.num_keypoints}"
+                )
+            info = info.with_(keypoint_set=keypoint_set_for(int(num_keypoints)))
         self.info = info.with_(heatmap_size_hw=(int(height), int(width)))
         self.runner = BucketedRunner(
             self.model, device=self.device, dtype=self.dtype, input_size_hw=info.input_size_hw,

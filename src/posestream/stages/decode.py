@@ -45,3 +45,7 @@ class DecodeSource:
 
     def close(self) -> None:
         self.reader.close()
+
+    def describe(self) -> list[str]:
+        """Summary lines about the source (damage skipped, a file cut short)."""
+        return self.reader.describe()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from posestream.keypoints import KeypointSet
 from posestream.stages.base import StageBase
 from posestream.types import Packet
 from posestream.visual.draw import add_strip, draw_exercise, draw_poses, exercise_hud_line
@@ -42,12 +43,17 @@ class RenderStage(StageBase):
     """Skeletons, boxes and id labels on the picture; ``banner`` (e.g. the random-weights warning),
     with ``hud`` the HUD line and with ``exercise`` one line of reps/phase/cues per frame, in a strip
     above it (the output is taller by ``strip_height``); with ``exercise``, each tracked person's reps,
-    phase and last cues under their box too."""
+    phase and last cues under their box too.
+
+    keypoint_set: the pose model's set (skeleton and limb colours); None = by the poses' K.
+    """
 
     name = "render"
 
     def __init__(self, *, keypoint_threshold: float = 0.3, draw_boxes: bool = True, hud: bool = False,
-                 banner: str | None = None, exercise: bool = False) -> None:  # fmt: skip
+                 banner: str | None = None, exercise: bool = False,
+                 keypoint_set: KeypointSet | None = None) -> None:  # fmt: skip
+        self.keypoint_set = keypoint_set
         self.keypoint_threshold = keypoint_threshold
         self.draw_boxes = draw_boxes
         self.hud = HudMeter() if hud else None
@@ -63,7 +69,9 @@ class RenderStage(StageBase):
         image = packet.frame.image.copy()
         poses = packet.people
         if poses is not None:
-            draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes)
+            kset = self.keypoint_set if poses.keypoints.shape[1] else None  # tracking-only packets: K = 0
+            draw_poses(image, poses, keypoint_threshold=self.keypoint_threshold, draw_boxes=self.draw_boxes,
+                       keypoint_set=kset)  # fmt: skip
         lines = [self.banner] if self.banner else []
         if self.hud is not None:
             lines += self.hud.lines(packet)

@@ -21,6 +21,8 @@ def parse_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"'{text}': expected HOST:PORT, e.g. 127.0.0.1:8080")
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"'{text}': port {int(port)} is out of range 0..65535")
     return host or "127.0.0.1", int(port)
 
 

@@ -8,8 +8,8 @@ makes.
 
 Augmentation, the ViTPose configs' train pipeline (mmpose 0.x transforms, same order):
 
-1. ``TopDownRandomFlip(flip_prob=0.5)``: mirror; left/right joints swap (pairs from the category's
-   ``left_*`` / ``right_*`` names). Done here on the crop (``x -> W_in - 1 - x`` under UDP), which is the
+1. ``TopDownRandomFlip(flip_prob=0.5)``: mirror; left/right joints swap (the flip pairs of the
+   category's ``KeypointSet``). Done here on the crop (``x -> W_in - 1 - x`` under UDP), which is the
    same picture as flipping the image first.
 2. ``TopDownHalfBodyTransform(num_joints_half_body=8, prob_half_body=0.3)``: with more than 8 labelled
    joints, re-centre on the upper or the lower body (lower = names with hip/knee/ankle/foot/heel/toe),
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from posestream.evaluation.dataset import PersonInstance
-from posestream.geometry.boxes import xyxy_to_center_scale
+from posestream.datasets.coco_keypoints import PersonInstance
 from posestream.geometry.affine import udp_warp_matrix
+from posestream.geometry.boxes import xyxy_to_center_scale
 
 __all__ = [
     "AugmentConfig", "NO_AUGMENT", "LOWER_BODY_WORDS", "lower_body_mask", "sample_augmentation",

@@ -1,13 +1,8 @@
 """Checkpoints written by ``posestream train``, and initial weights for fine-tuning.
 
-A checkpoint is ``{'state_dict': <our ViTPose layout>, 'meta': {...}, ...}``: ``read_state_dict`` of
-``posestream.models.checkpoint`` unwraps ``state_dict`` and ignores the rest, so ``load_weights`` and
-``posestream export --weights`` read it like any other file. Everything in it is tensors or plain
-Python, so it loads with ``torch.load(weights_only=True)``.
-
-``meta``: ``format``, ``variant``, ``decoder``, ``num_keypoints``, ``arch`` (``embed_dim``, ``depth``,
-``num_heads``, ``img_size_hw``: enough to rebuild a non-standard size), ``mean_rgb`` / ``std_rgb``,
-and from the training data ``keypoint_names``, ``skeleton`` (0-based pairs) and ``sigmas``.
+The file format (``{'state_dict', 'meta', ...}``) and how to read it back are described in
+``posestream.models.trained``, which evaluation uses too; this module writes it (``model_meta``,
+``save_checkpoint``) and initialises a model for fine-tuning (``load_init_weights``).
 """
 
 from __future__ import annotations
@@ -19,17 +14,14 @@ import torch
 from torch import nn
 
 from posestream.errors import ModelFileError
-from posestream.evaluation.dataset import KeypointDataset
+from posestream.keypoints import KeypointSet, keypoint_set_for
 from posestream.runtime.base import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 __all__ = [
     "HEAD_OUTPUT_KEYS",
     "model_meta",
-    "build_model_from_meta",
-    "load_checkpoint_model",
     "load_init_weights",
     "save_checkpoint",
-    "torch_load",
 ]
 
 log = logging.getLogger(__name__)
@@ -38,10 +30,16 @@ log = logging.getLogger(__name__)
 HEAD_OUTPUT_KEYS = ("head.conv.weight", "head.conv.bias")
 
 
-def model_meta(model: nn.Module, dataset: KeypointDataset | None = None) -> dict:
-    """Plain-Python description of ``model`` (and of its keypoints, from the dataset's category)."""
+def model_meta(model: nn.Module, keypoint_set: KeypointSet | None = None) -> dict:
+    """Plain-Python description of ``model`` and of the keypoint set it predicts (see models.trained).
+
+    keypoint_set: None = the registered set for the model's K.
+    """
     backbone = model.backbone
-    meta = {
+    kset = keypoint_set or keypoint_set_for(model.num_keypoints)
+    if kset.num_keypoints != model.num_keypoints:
+        raise ValueError(f"model_meta: keypoint set {kset.describe()} for a {model.num_keypoints}-keypoint model")
+    return {
         "format": "posestream-vitpose-v1",
         "variant": getattr(model, "variant", "custom"),
         "decoder": model.decoder_kind,
@@ -54,40 +52,11 @@ def model_meta(model: nn.Module, dataset: KeypointDataset | None = None) -> dict
         },
         "mean_rgb": list(IMAGENET_MEAN_RGB),
         "std_rgb": list(IMAGENET_STD_RGB),
+        "keypoint_set": kset.to_json(),
+        "keypoint_names": list(kset.keypoints),
+        "skeleton": [list(p) for p in kset.skeleton],
+        "sigmas": None if kset.sigmas is None else list(kset.sigmas),
     }
-    if dataset is not None:
-        cat = dataset.category
-        meta["keypoint_names"] = list(cat.keypoints)
-        meta["skeleton"] = [list(p) for p in cat.skeleton]
-        meta["sigmas"] = [float(s) for s in cat.sigmas]
-    return meta
-
-
-def build_model_from_meta(meta: dict) -> nn.Module:
-    """A randomly initialised ViTPose with the architecture ``meta`` describes."""
-    from posestream.models.vitpose import ViTPose
-
-    arch = meta["arch"]
-    return ViTPose(
-        img_size_hw=tuple(arch["img_size_hw"]),
-        embed_dim=arch["embed_dim"],
-        depth=arch["depth"],
-        num_heads=arch["num_heads"],
-        decoder=meta["decoder"],
-        num_keypoints=meta["num_keypoints"],
-        variant=meta.get("variant", "custom"),
-    )
-
-
-def torch_load(path: Path) -> dict:
-    """``torch.load(weights_only=True)`` of a checkpoint, or ModelFileError naming it."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelFileError(f"checkpoint {path}: cannot be read: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(obj, dict):
-        raise ModelFileError(f"checkpoint {path}: holds {type(obj).__name__}, expected a dict")
-    return obj
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -95,25 +64,6 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
-
-
-def load_checkpoint_model(path: str | Path, checkpoint: dict | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild and load a model saved by ``train`` (``last.pth`` / ``best.pth``); returns it and meta.
-
-    checkpoint: the file's content when the caller has read it already (it is read once either way).
-    """
-    from posestream.models.checkpoint import apply_weights, read_weights
-
-    path = Path(path)
-    checkpoint = torch_load(path) if checkpoint is None else checkpoint
-    meta = checkpoint.get("meta")
-    if not isinstance(meta, dict) or "arch" not in meta:
-        raise ModelFileError(
-            f"weights file {path}: no 'meta' with the architecture (not written by posestream train)"
-        )
-    model = build_model_from_meta(meta)
-    apply_weights(model, read_weights(path, checkpoint), path)
-    return model, meta
 
 
 def load_init_weights(model: nn.Module, path: str | Path) -> list[str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
 from posestream.errors import InputError
-from posestream.evaluation.dataset import load_keypoint_dataset
 from posestream.training.augment import NO_AUGMENT, AugmentConfig
 from posestream.training.loop import TrainConfig, train
 

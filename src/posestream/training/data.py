@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from posestream.evaluation.dataset import KeypointDataset
-from posestream.evaluation.predict import load_image
+from posestream.datasets.coco_keypoints import KeypointDataset, load_image
 from posestream.geometry.affine import to_model_input
 from posestream.training.augment import AugmentConfig, lower_body_mask, make_crop
 from posestream.training.targets import udp_heatmap_targets

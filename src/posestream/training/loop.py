@@ -9,7 +9,8 @@ autocast + GradScaler on CUDA only). After every epoch: the validation set goes 
   validation set): ``{'state_dict', 'meta'}``. ``state_dict`` is our ViTPose layout, so
   ``posestream.models.checkpoint.load_weights`` and ``posestream export --weights`` read both;
   ``meta`` holds variant, decoder, K, keypoint names, skeleton, sigmas and the architecture numbers
-  (``training.checkpoints.load_checkpoint_model`` rebuilds the model, also a non-standard one).
+  and the whole ``KeypointSet`` (``models.trained.load_checkpoint_model`` rebuilds the model, also a
+  non-standard one).
 - ``log.csv`` (one row per epoch), ``steps.csv`` (one per step), ``curves.png``, and
   ``eval/epoch_NNN.{json,md}`` reports.
 
@@ -32,13 +33,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from posestream.datasets.coco_keypoints import KeypointDataset
 from posestream.errors import InputError
 from posestream.evaluation.coco_eval import EvalReport, evaluate_results
-from posestream.evaluation.dataset import KeypointDataset
 from posestream.evaluation.predict import FlipTestBackend, predict_dataset
+from posestream.models.trained import torch_load
 from posestream.runtime.base import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ModelInfo
 from posestream.training.augment import AugmentConfig
-from posestream.training.checkpoints import model_meta, save_checkpoint, torch_load
+from posestream.training.checkpoints import model_meta, save_checkpoint
 from posestream.training.data import TopDownTrainDataset
 from posestream.training.optim import LAYER_DECAY, build_optimizer, build_scheduler
 from posestream.training.targets import joints_mse_loss
@@ -107,7 +109,7 @@ def evaluate_model(
     from posestream.estimation.topdown import TopDownEstimator
     from posestream.runtime.factory import open_pose_backend
 
-    info = ModelInfo(variant=getattr(model, "variant", ""), keypoint_names=dataset.category.keypoints)
+    info = ModelInfo(variant=getattr(model, "variant", ""), keypoint_set=dataset.category.keypoint_set)
     backend = open_pose_backend(model, device=device, precision="fp32", info=info)  # puts the model in eval mode
     if flip_test:
         backend = FlipTestBackend(backend, dataset.category.flip_index)
@@ -166,7 +168,7 @@ def train(
     optimizer = build_optimizer(model, config.lr, config.weight_decay, layer_decay)
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_steps)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    meta = model_meta(model, train_set)
+    meta = model_meta(model, train_set.category.keypoint_set)
     meta["train_config"] = {k: v for k, v in asdict(config).items() if isinstance(v, (int, float, str, bool))}
 
     start_epoch, step, best_ap = 0, 0, None

@@ -1,10 +1,11 @@
-"""Drawing boxes, track ids, COCO-17 skeletons and an information strip with OpenCV.
+"""Drawing boxes, track ids, skeletons of any keypoint set and an information strip with OpenCV.
 
-Colours are per track id (a fixed golden-ratio hue walk, so an id keeps its colour for the whole
-clip and neighbouring ids differ). Keypoints scoring below ``keypoint_threshold`` are hidden, as is
-every limb touching one. Id labels are placed so that no two overlap (``place_labels``). Text that
-is not about one person (the HUD, the random-weights banner) goes in a strip *above* the picture
-(``add_strip``), so it never covers anyone.
+Boxes, id labels and keypoint rings are in the track's colour (a fixed golden-ratio hue walk, so an
+id keeps its colour for the whole clip and neighbouring ids differ); limbs are in the colours of
+the ``KeypointSet``'s skeleton (by body side). Keypoints scoring below ``keypoint_threshold`` are
+hidden, as is every limb touching one. Id labels are placed so that no two overlap
+(``place_labels``). Text that is not about one person (the HUD, the random-weights banner) goes in
+a strip *above* the picture (``add_strip``), so it never covers anyone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import colorsys
 import cv2
 import numpy as np
 
-from posestream.types import COCO_SKELETON, ExerciseFrame, Poses
+from posestream.keypoints import KeypointSet, keypoint_set_for
+from posestream.types import ExerciseFrame, Poses
 
 __all__ = ["track_color", "draw_poses", "place_labels", "add_strip", "strip_height", "draw_exercise",
            "exercise_hud_line"]
@@ -37,14 +39,22 @@ def draw_poses(
     *,
     keypoint_threshold: float = 0.3,
     draw_boxes: bool = True,
-    skeleton: tuple[tuple[int, int], ...] = COCO_SKELETON,
+    keypoint_set: KeypointSet | None = None,
 ) -> np.ndarray:
-    """Draw ``poses`` onto ``image`` (H, W, 3) uint8 BGR, in place; returns it."""
+    """Draw ``poses`` onto ``image`` (H, W, 3) uint8 BGR, in place; returns it.
+
+    keypoint_set: the skeleton and limb colours; None = the registered set for the poses' K (no
+    skeleton when no set has that K). ValueError when the set's K is not the poses' K.
+    """
     scale = max(1.0, max(image.shape[:2]) / 720.0)
     thick = max(1, round(2 * scale))
     radius = max(2, round(3 * scale))
     num_k = poses.keypoints.shape[1]
-    limbs = [(a, b) for a, b in skeleton if a < num_k and b < num_k]
+    if keypoint_set is None and num_k > 0:
+        keypoint_set = keypoint_set_for(num_k)
+    if num_k and keypoint_set.num_keypoints != num_k:
+        raise ValueError(f"draw_poses: poses have {num_k} keypoints, keypoint set {keypoint_set.describe()}")
+    limbs = list(zip(keypoint_set.skeleton, keypoint_set.limb_colors)) if num_k else []
     for i in range(len(poses)):
         color = track_color(int(poses.track_id[i]))
         if draw_boxes:
@@ -52,11 +62,11 @@ def draw_poses(
             cv2.rectangle(image, (x1, y1), (x2, y2), color, thick, cv2.LINE_AA)
         kp, sc = poses.keypoints[i], poses.scores[i]
         visible = (sc >= keypoint_threshold) & np.isfinite(kp).all(axis=1)
-        for a, b in limbs:
+        for (a, b), limb_color in limbs:
             if visible[a] and visible[b]:
                 pa = (int(round(kp[a, 0])), int(round(kp[a, 1])))
                 pb = (int(round(kp[b, 0])), int(round(kp[b, 1])))
-                cv2.line(image, pa, pb, color, thick, cv2.LINE_AA)
+                cv2.line(image, pa, pb, limb_color, thick, cv2.LINE_AA)
         for k in np.flatnonzero(visible):
             center = (int(round(kp[k, 0])), int(round(kp[k, 1])))
             cv2.circle(image, center, radius, (255, 255, 255), -1, cv2.LINE_AA)

@@ -7,9 +7,11 @@ import pytest
 from scipy.signal import butter, lfilter
 
 from posestream.analytics.angles import (
-    ANGLE_NAMES, angular_velocity, joint_angles, segment_angle, smooth_zero_phase, unwrap_deg,
+    angle_names, angular_velocity, joint_angles, segment_angle, smooth_zero_phase, unwrap_deg,
 )
-from posestream.types import COCO_KEYPOINTS
+from posestream.keypoints import get_keypoint_set
+
+COCO_KEYPOINTS = get_keypoint_set("coco").keypoints
 
 KP = {n: i for i, n in enumerate(COCO_KEYPOINTS)}
 
@@ -72,7 +74,7 @@ def test_trunk_lean_sign_and_mirrored_person():
     mirrored[:, 0] = 640 - mirrored[:, 0]  # horizontal flip of the image
     m = angles_of(mirrored)
     assert m["trunk_lean"] == pytest.approx(-30.0)  # same convention: now leaning toward -x
-    for name in ANGLE_NAMES[:-1]:
+    for name in angle_names()[:-1]:
         assert m[name] == pytest.approx(a[name]), name  # interior angles do not care
 
     # seen from the back: the person's left is on the image's left; labels swap, nothing else moves
@@ -102,7 +104,7 @@ def test_nan_below_threshold():
 def test_vectorised_over_frames_and_bad_shapes():
     kp = np.stack([skeleton(), skeleton(left_ankle=(260, 300))])
     out = joint_angles(kp, np.ones((2, 17)))
-    assert set(out) == set(ANGLE_NAMES) and all(v.shape == (2,) for v in out.values())
+    assert set(out) == set(angle_names()) and all(v.shape == (2,) for v in out.values())
     np.testing.assert_allclose(out["left_knee"], [180.0, 90.0])
     with pytest.raises(ValueError, match="keypoints"):
         joint_angles(np.zeros((2, 16, 2)), np.ones((2, 16)))
@@ -177,3 +179,15 @@ def test_zero_phase_handles_nan_gaps_and_short_runs():
     assert np.std(np.diff(out[45:])) < 0.5 * np.std(np.diff(x[45:]))
     with pytest.raises(ValueError, match="cutoff_hz"):
         smooth_zero_phase(x, pts, cutoff_hz=20.0)
+
+
+def test_angles_follow_the_set_definition_not_coco_indices():
+    mpii = get_keypoint_set("mpii")  # right_ankle is index 0 here, left_ankle 15 in COCO
+    coco_kp = skeleton(left_ankle=(260, 300))  # left knee at 90 degrees
+    by_name = dict(zip(COCO_KEYPOINTS, coco_kp))
+    by_name.update({"pelvis": (150, 200), "thorax": (150, 100), "upper_neck": (150, 80), "head_top": (150, 40)})
+    kp = np.array([by_name[n] for n in mpii.keypoints])[None]
+    out = joint_angles(kp, np.ones((1, 16)), 0.3, mpii)
+    assert set(out) == set(mpii.angle_names)
+    assert out["left_knee"][0] == pytest.approx(90.0) and out["right_knee"][0] == pytest.approx(180.0)
+    assert joint_angles(np.zeros((1, 17, 2)), np.ones((1, 17)), 0.3, get_keypoint_set("ap10k")) == {}

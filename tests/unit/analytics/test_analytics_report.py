@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posestream.analytics.angles import ANGLE_NAMES
+from posestream.analytics.angles import angle_names
 from posestream.analytics.report import (
     PoseRecord, csv_columns, plot_angles, read_keypoints_jsonl, track_angles, write_angles_csv,
 )
@@ -55,7 +55,7 @@ def test_csv_columns_and_rows(records, tmp_path):
     with (tmp_path / "out" / "angles.csv").open() as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == csv_columns()
-    assert rows[0][:3] == ["frame", "pts", "track_id"] and len(rows[0]) == 3 + 2 * len(ANGLE_NAMES)
+    assert rows[0][:3] == ["frame", "pts", "track_id"] and len(rows[0]) == 3 + 2 * len(angle_names())
     assert n == len(rows) - 1 == 30 + 27  # one row per frame and tracked person
     keys = [(int(r[0]), int(r[2])) for r in rows[1:]]
     assert keys == sorted(keys)

@@ -13,9 +13,9 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from posestream.datasets.coco_keypoints import load_keypoint_dataset
 from posestream.errors import InputError
 from posestream.evaluation.coco_eval import evaluate_results
-from posestream.evaluation.dataset import load_keypoint_dataset
 from posestream.evaluation.predict import rescore
 
 

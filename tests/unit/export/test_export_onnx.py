@@ -16,8 +16,10 @@ from posestream.errors import ExportError, InputError
 from posestream.export import cli
 from posestream.export.onnx import export_onnx
 from posestream.export.tensorrt import build_engine, tensorrt_available
+from posestream.keypoints import get_keypoint_set
 from posestream.models.vitpose import ViTPose, build_vitpose
-from posestream.types import COCO_KEYPOINTS
+
+COCO_KEYPOINTS = get_keypoint_set("coco").keypoints
 
 
 def _tiny(**kw) -> ViTPose:
@@ -105,7 +107,7 @@ def test_cli_int8_from_a_weights_file(tmp_path: Path, capsys):
     cli.add_arguments(parser)
     # the tiny ViT is no known variant: the CLI says so
     args = parser.parse_args(["--weights", str(weights), "--out", str(tmp_path / "t8.onnx"), "--int8"])
-    with pytest.raises(InputError, match="is no known variant; pass --variant"):
+    with pytest.raises(InputError, match=r"is no known variant \(s, b, l, h\)"):
         cli.run(args)
     # a real variant, random weights, int8: written, loudly, and not judged (flat heatmaps say nothing)
     out = tmp_path / "s8.onnx"

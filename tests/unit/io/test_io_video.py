@@ -15,6 +15,7 @@ import pytest
 from posestream.errors import InputError
 from posestream.io.video import open_source
 from posestream.io.writers import KeypointCsvWriter, KeypointJsonlWriter, VideoWriter
+from posestream.keypoints import get_keypoint_set
 from posestream.types import Poses, Tracks
 
 
@@ -112,8 +113,9 @@ def test_bad_sources_raise_input_error(tmp_path, make_bad, message):
         open_source(str(make_bad(tmp_path)))
 
 
-def test_truncated_video_is_an_input_error(make_video, tmp_path):
-    # Index at the front (faststart), media cut in half: the reader must say so, not end quietly.
+def test_truncated_video_keeps_every_decodable_frame_and_strict_refuses_it(make_video, tmp_path, caplog):
+    # Index at the front (faststart), media cut in half: every frame that can be decoded is read,
+    # with a warning; --strict makes it an error instead.
     src = make_video(n=60)
     full = tmp_path / "full.mp4"
     with open_source(str(src)) as r, VideoWriter(full, r.info.size_wh, fps=30, time_base=r.info.time_base) as w:
@@ -122,8 +124,24 @@ def test_truncated_video_is_an_input_error(make_video, tmp_path):
     cut = tmp_path / "cut.mp4"
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match="truncated"):
-        with open_source(str(cut)) as reader:
+    with av.open(str(cut)) as c:  # what FFmpeg itself gets out of the cut file
+        s = c.streams.video[0]
+        expected = 0
+        try:
+            for packet in c.demux(s):
+                try:
+                    expected += len(s.decode(packet))
+                except av.FFmpegError:
+                    pass
+        except av.FFmpegError:
+            expected += len(s.decode(None))
+    with open_source(str(cut)) as reader:
+        frames = list(reader)
+        assert reader.truncated
+    assert 0 < len(frames) == expected < 60
+    assert "truncated" in caplog.text or "cut short" in caplog.text
+    with pytest.raises(InputError, match="truncated|cut short"):
+        with open_source(str(cut), strict=True) as reader:
             list(reader)
 
 
@@ -140,8 +158,9 @@ def _poses(n, k=17):
 
 
 def test_jsonl_and_csv_writers(tmp_path):
-    jw = KeypointJsonlWriter(tmp_path / "k.jsonl", {"random_weights": True})
-    cw = KeypointCsvWriter(tmp_path / "k.csv")
+    coco = get_keypoint_set("coco")
+    jw = KeypointJsonlWriter(tmp_path / "k.jsonl", {"random_weights": True}, coco)
+    cw = KeypointCsvWriter(tmp_path / "k.csv", coco)
     for i in range(3):
         jw.write(i, i / 30, _poses(i))
         cw.write(i, i / 30, _poses(i))
@@ -149,6 +168,8 @@ def test_jsonl_and_csv_writers(tmp_path):
     cw.close()
     lines = [json.loads(x) for x in (tmp_path / "k.jsonl").read_text().splitlines()]
     assert [x["frame"] for x in lines] == [0, 1, 2] and all(x["random_weights"] for x in lines)
+    assert all(x["keypoint_set"] == "coco" for x in lines) and lines[0]["keypoint_names"] == list(coco.keypoints)
+    assert "keypoint_names" not in lines[1]
     assert len(lines[2]["people"]) == 2 and len(lines[2]["people"][1]["keypoints"]) == 17
     assert lines[2]["people"][1]["track_id"] == 1
     assert [p["box_score"] for p in lines[2]["people"]] == [0.9, 0.5]  # the detector's score per person
@@ -162,7 +183,7 @@ def test_jsonl_and_csv_writers(tmp_path):
 
 
 def test_output_path_that_is_a_directory_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="is a directory"):
+    with pytest.raises(InputError, match="is an existing folder"):
         KeypointJsonlWriter(tmp_path)
     assert os.path.isdir(tmp_path)
 

@@ -119,11 +119,20 @@ def test_safetensors_roundtrip_and_truncation(tmp_path: Path):
         load_weights(other, path)
 
 
-def test_moe_checkpoint_is_refused_by_name():
-    sd = {"backbone.patch_embed.proj.weight": torch.zeros(8, 3, 16, 16),
-          "backbone.blocks.0.mlp.experts.0.weight": torch.zeros(2, 2)}  # fmt: skip
-    with pytest.raises(ModelFileError, match="mixture-of-experts"):
-        convert_state_dict(sd)
+def test_experts_are_stacked_unless_fc2_already_holds_one():
+    proj = torch.zeros(8, 3, 16, 16)  # embed_dim 8
+    experts = {f"backbone.blocks.0.mlp.experts.{e}.weight": torch.full((2, 32), float(e)) for e in range(3)}
+    moe = convert_state_dict({"backbone.patch_embed.proj.weight": proj,
+                              "backbone.blocks.0.mlp.fc2.weight": torch.zeros(6, 32), **experts})  # fmt: skip
+    assert moe["backbone.blocks.0.mlp.expert_weight"].shape == (3, 2, 32)
+    assert moe["backbone.blocks.0.mlp.expert_weight"][2].eq(2).all()
+    # tools/model_split.py output: fc2 folded to 8 rows, the experts left behind: they are dropped
+    split = convert_state_dict({"backbone.patch_embed.proj.weight": proj,
+                                "backbone.blocks.0.mlp.fc2.weight": torch.zeros(8, 32), **experts})  # fmt: skip
+    assert not any("expert" in k for k in split)
+    with pytest.raises(ModelFileError, match=r"block 0 has experts \[0, 2\]"):
+        convert_state_dict({"backbone.patch_embed.proj.weight": proj, "backbone.blocks.0.mlp.fc2.weight":
+                            torch.zeros(6, 32), **{k: v for k, v in experts.items() if ".1." not in k}})  # fmt: skip
 
 
 def test_infer_variant_of_a_non_vitpose_state_dict():

@@ -29,8 +29,10 @@ def test_table_matches_the_official_files():
     assert s.sha256 == "d5399f0e60a74fe8b48e8a3692dd7311aa307b552cd2412a90452308d7372c66"
     assert known_weights("vitpose-b-coco.onnx").sha256.startswith("532bc22c")
     for entry in KNOWN_WEIGHTS.values():
-        assert len(entry.revision) == 40 and int(entry.revision, 16) >= 0  # a pinned commit, not "main"
-        assert len(entry.sha256) == 64
+        if entry.repo_id == "JunkyByte/easy_ViTPose":
+            assert len(entry.revision) == 40 and int(entry.revision, 16) >= 0  # a pinned commit, not "main"
+        if entry.verify == "sha256":
+            assert len(entry.sha256) == 64 and entry.size_bytes > 0
 
 
 def test_none_means_random_and_warns(caplog):

@@ -327,3 +327,99 @@ def test_parallel_copies_are_flushed_at_the_end():
 def test_parallel_workers_are_validated():
     with pytest.raises(ValueError, match="workers must be >= 1"):
         Parallel(Collect, workers=0)
+
+
+# --------------------------------------------------------------------------- shutdown: drain, stuck (issue 10)
+class Sink(Collect):
+    drain_on_stop = True
+
+    def __init__(self, name, delay=0.0, close_s=0.0, fail_at=None):
+        super().__init__(name, delay)
+        self.close_s, self.fail_at = close_s, fail_at
+
+    def process(self, item):
+        if item.index == self.fail_at:
+            raise OSError("disk full")
+        return super().process(item)
+
+    def close(self):
+        time.sleep(self.close_s)  # a slow encoder flushing its last frames
+        super().close()
+
+
+@pytest.mark.parametrize("stop", ["request", "error"])
+def test_after_a_stop_every_item_that_reached_the_first_sink_reaches_the_last(stop):
+    model = RaiseAt(60 if stop == "error" else -1)
+    model.delay = 0.002
+    first, last = Sink("video"), Sink("keypoints", delay=0.01)  # the last sink lags: a queue builds up
+    graph = Graph(CountSource(10_000), [model, Collect("render"), first, last], capacity=4)
+    if stop == "request":
+        threading.Timer(0.3, graph.request_stop).start()
+        result = graph.run()
+        assert result.interrupted and result.stuck == []
+    else:
+        with pytest.raises(StageError, match="faulty"):
+            graph.run()
+    assert first.seen == last.seen and len(last.seen) > 5  # drained: the outputs agree
+    assert first.closed and last.closed
+    assert len(model.seen) >= len(first.seen)  # non-sink stages just stop (their queues dropped)
+
+
+def test_a_sink_that_fails_stops_the_run_and_later_sinks_keep_what_it_passed():
+    first, last = Sink("video", fail_at=25), Sink("keypoints")
+    with pytest.raises(StageError, match="stage 'video' failed at frame 25: OSError: disk full"):
+        Graph(CountSource(1000), [first, last], capacity=4).run()
+    assert last.seen == list(range(25)) and last.closed
+
+
+def test_a_failure_after_the_sinks_leaves_the_sinks_agreeing():
+    first, last = Sink("video"), Sink("keypoints", delay=0.005)
+    with pytest.raises(StageError, match="stage 'faulty' failed at frame 40"):
+        Graph(CountSource(1000), [first, last, RaiseAt(40)], capacity=4).run()
+    assert first.seen == last.seen and len(last.seen) >= 41 and last.closed
+
+
+def test_finalising_and_draining_are_not_cut_by_the_stuck_timeout():
+    slow_close = Sink("video", close_s=1.0)
+    slow_drain = Sink("keypoints", delay=0.05)  # ~20 queued items x 50 ms: longer than the timeout
+    graph = Graph(CountSource(10_000), [slow_close, slow_drain], capacity=20, shutdown_timeout=0.2)
+    threading.Timer(0.3, graph.request_stop).start()
+    result = graph.run()
+    assert result.stuck == [] and slow_close.closed and slow_drain.closed
+    assert slow_close.seen == slow_drain.seen
+
+
+def test_a_stage_stuck_in_process_is_abandoned_and_the_sinks_after_it_still_finalise():
+    stuck = BlockForever()
+    first, last = Sink("video"), Sink("keypoints")
+
+    class PassThenStuck(Collect):  # lets 10 items through, then blocks
+        def process(self, item):
+            if item.index == 10:
+                stuck.release.wait()
+            return super().process(item)
+
+    graph = Graph(CountSource(1000), [PassThenStuck("pose"), first, last], shutdown_timeout=0.3)
+    threading.Timer(0.5, graph.request_stop).start()
+    t0 = time.monotonic()
+    result = graph.run()
+    assert time.monotonic() - t0 < 2.5
+    assert result.stuck == ["pose"] and first.closed and last.closed
+    assert first.seen == last.seen == list(range(10))
+    stuck.release.set()
+
+
+def test_a_sink_stuck_in_process_is_abandoned_too():
+    class StuckSink(Sink):
+        def process(self, item):
+            if item.index == 3:
+                threading.Event().wait(30)
+            return super().process(item)
+
+    first, last = StuckSink("video"), Sink("keypoints")
+    graph = Graph(CountSource(100), [first, last], shutdown_timeout=0.3)
+    threading.Timer(0.3, graph.request_stop).start()
+    t0 = time.monotonic()
+    result = graph.run()
+    assert time.monotonic() - t0 < 2.5 and result.stuck == ["video"]
+    assert last.seen == [0, 1, 2] and last.closed

@@ -15,11 +15,13 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from posestream.errors import InputError, ModelFileError
+from posestream.keypoints import get_keypoint_set
 from posestream.runtime.base import ModelInfo, PoseBackend
 from posestream.runtime.factory import open_pose_backend
 from posestream.runtime.onnx import OnnxPoseBackend
 from posestream.runtime.torch import TorchPoseBackend
-from posestream.types import COCO_KEYPOINTS
+
+COCO_KEYPOINTS = get_keypoint_set("coco").keypoints
 
 
 def tiny_weights(k: int = 17, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from posestream.evaluation.dataset import PersonInstance, flip_pairs_from_names
+from posestream.datasets.coco_keypoints import PersonInstance
 from posestream.geometry.affine import warp_crops
 from posestream.geometry.boxes import xyxy_to_center_scale
 from posestream.geometry.heatmaps import decode_heatmaps
+from posestream.keypoints import get_keypoint_set
 from posestream.models.vitpose import ViTPose
 from posestream.training.augment import NO_AUGMENT, AugmentConfig, lower_body_mask, make_crop
 from posestream.training.optim import build_optimizer, build_scheduler, layer_id, lr_factor
 from posestream.training.targets import joints_mse_loss, udp_heatmap_targets
-from posestream.types import COCO_KEYPOINTS
+
+COCO = get_keypoint_set("coco")
+COCO_KEYPOINTS = COCO.keypoints
 
 
 def _person(rng: np.random.Generator, k: int = 17) -> PersonInstance:
@@ -25,9 +28,7 @@ def _person(rng: np.random.Generator, k: int = 17) -> PersonInstance:
     return PersonInstance(1, 1, xyxy, np.hstack([xy, v]).astype(np.float32), 120.0 * 270.0, False)
 
 
-FLIP_INDEX = np.arange(17)
-for _i, _j in flip_pairs_from_names(COCO_KEYPOINTS):
-    FLIP_INDEX[_i], FLIP_INDEX[_j] = _j, _i
+FLIP_INDEX = COCO.flip_index
 
 
 def test_udp_targets_decode_back_to_the_joints():

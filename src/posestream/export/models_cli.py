@@ -2,6 +2,9 @@
 
     posestream models                          # table: name, kind, download size, cached files
     posestream models pull vitpose-s-coco yolox-nano   # fetch (and export) now, for offline runs
+
+Pose models come from ``posestream.models.known_weights`` (every easy_ViTPose release and the
+transformers repos), detectors from ``posestream.models.catalog.KNOWN_DETECTORS``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posestream.models.catalog import cache_dir, model_rows, pull
+    from posestream.export.on_demand import pull
+    from posestream.models.catalog import cache_dir, model_rows
     from posestream.progress import format_size
 
     if getattr(args, "models_action", None) == "pull":
@@ -37,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         name = r.name + ("*" if r.default else "")
         cached = ", ".join(f"{p.name} {format_size(size)}" for p, size in r.cached) or "-"
-        print(f"{name:<{width}}{r.kind:<10}{format_size(r.download_bytes):>10}  {cached}")
+        size = format_size(r.download_bytes) if r.download_bytes is not None else "(Hub)"
+        print(f"{name:<{width}}{r.kind:<10}{size:>10}  {cached}")
         print(f"{'':<{width}}{r.title}")
     print("* the default of `posestream run` when no model is named", file=sys.stdout)
     return 0

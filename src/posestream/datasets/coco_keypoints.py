@@ -13,98 +13,98 @@ one-line message that names the file and the record (image id / annotation id):
 
 Keypoint arrays follow COCO: ``(K, 3)`` rows of ``x, y, v`` in pixels with visibility ``v`` 0 (not
 labelled), 1 (labelled, occluded), 2 (labelled, visible).
+
+The category's vocabulary becomes a ``KeypointSet`` (``category.keypoint_set``): the registered set
+with the same names, else one built from the category's names and skeleton. OKS sigmas: the
+category's own ``sigmas`` list, else those of the registered set with the same names, else each
+name's sigma in a registered set (the COCO names of a custom subset), else none; a model evaluated
+on the data brings its own (``KeypointDataset.for_model``).
+
+Both ``evaluation`` (scoring) and ``training`` (samples) read datasets through this module, which
+is why it lives below both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from posestream.errors import InputError
+from posestream.keypoints import KEYPOINT_SETS, KeypointSet, keypoint_set_for
 
 __all__ = [
-    "COCO_SIGMAS",
     "BOX_TOLERANCE_PX",
     "KeypointCategory",
     "ImageRecord",
     "PersonInstance",
     "KeypointDataset",
     "load_keypoint_dataset",
-    "flip_pairs_from_names",
+    "load_image",
 ]
 
 log = logging.getLogger(__name__)
 
-# Per-keypoint OKS sigmas of the COCO person category (the values pycocotools hard-codes).
-COCO_SIGMAS: dict[str, float] = {
-    "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "left_ear": 0.035, "right_ear": 0.035,
-    "left_shoulder": 0.079, "right_shoulder": 0.079, "left_elbow": 0.072, "right_elbow": 0.072,
-    "left_wrist": 0.062, "right_wrist": 0.062, "left_hip": 0.107, "right_hip": 0.107,
-    "left_knee": 0.087, "right_knee": 0.087, "left_ankle": 0.089, "right_ankle": 0.089,
-}  # fmt: skip
-
 # COCO boxes are floats rounded to 2 decimals; allow this much overhang before calling a box "outside".
 BOX_TOLERANCE_PX = 1.0
-
-
-def flip_pairs_from_names(names: tuple[str, ...]) -> list[tuple[int, int]]:
-    """Index pairs ``(i, j)`` with ``names[i] == 'left_X'`` and ``names[j] == 'right_X'``.
-
-    Works for any keypoint set whose mirrored joints follow the ``left_`` / ``right_`` naming of COCO.
-    A ``left_X`` without its ``right_X`` stays where it is under a flip.
-    """
-    index = {name: i for i, name in enumerate(names)}
-    pairs = []
-    for i, name in enumerate(names):
-        if name.startswith("left_") and ("right_" + name[5:]) in index:
-            pairs.append((i, index["right_" + name[5:]]))
-    return pairs
 
 
 @dataclass(frozen=True)
 class KeypointCategory:
     """The keypoint definition of one category.
 
-    keypoints: K names; skeleton: 0-based index pairs; sigmas: (K,) float64 OKS sigmas, from the
-    category's own ``sigmas`` field when present, else the COCO value of each name.
+    keypoint_set: names (the file's), skeleton, flip pairs, sigmas (see the module docstring).
+    sigmas_from: where the sigmas came from ('annotations file', "keypoint set 'ap10k'", ...; '' = none).
     """
 
     id: int
     name: str
-    keypoints: tuple[str, ...]
-    skeleton: tuple[tuple[int, int], ...]
-    sigmas: np.ndarray
+    keypoint_set: KeypointSet
+    sigmas_from: str = ""
+
+    @property
+    def keypoints(self) -> tuple[str, ...]:
+        return self.keypoint_set.keypoints
+
+    @property
+    def skeleton(self) -> tuple[tuple[int, int], ...]:
+        return self.keypoint_set.skeleton
+
+    @property
+    def sigmas(self) -> np.ndarray | None:
+        """(K,) float64 OKS sigmas, or None when nobody defined them."""
+        return self.keypoint_set.sigma_array
 
     @property
     def num_keypoints(self) -> int:
-        return len(self.keypoints)
+        return self.keypoint_set.num_keypoints
 
     @property
-    def flip_pairs(self) -> list[tuple[int, int]]:
-        return flip_pairs_from_names(self.keypoints)
+    def flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        return self.keypoint_set.flip_pairs
 
     @property
     def flip_index(self) -> np.ndarray:
         """(K,) int64 permutation: joint ``k`` of a mirrored person is joint ``flip_index[k]``."""
-        perm = np.arange(self.num_keypoints)
-        for i, j in self.flip_pairs:
-            perm[i], perm[j] = j, i
-        return perm
+        return self.keypoint_set.flip_index
 
     def to_json(self) -> dict:
-        """The category as COCO JSON (1-based skeleton)."""
-        return {
+        """The category as COCO JSON (1-based skeleton; sigmas when known)."""
+        out = {
             "id": self.id,
             "name": self.name,
             "supercategory": self.name,
             "keypoints": list(self.keypoints),
             "skeleton": [[a + 1, b + 1] for a, b in self.skeleton],
-            "sigmas": [float(s) for s in self.sigmas],
         }
+        if self.sigmas is not None:
+            out["sigmas"] = [float(s) for s in self.sigmas]
+        return out
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,35 @@ class KeypointDataset:
             out[p.image_id].append(p)
         return out
 
+    def for_model(self, keypoint_set: KeypointSet) -> KeypointDataset:
+        """This dataset as seen by a model speaking ``keypoint_set`` (evaluation of that model).
+
+        The model's set must have the category's K (InputError naming both otherwise); its names,
+        flip pairs and sigmas replace the category's, except sigmas the annotations file gives
+        itself (the benchmark's own definition). Differing names are logged, not refused (the same
+        joints are often spelled differently, e.g. AP-10K's 'left_eye' and 'L_Eye').
+        """
+        cat = self.category
+        if keypoint_set.num_keypoints != cat.num_keypoints:
+            raise InputError(
+                f"the pose model speaks keypoint set {keypoint_set.describe()}, {self.annotations_path} "
+                f"defines {cat.num_keypoints} keypoints ({cat.name!r})"
+            )
+        if keypoint_set.keypoints != cat.keypoints:
+            log.info("%s: keypoint names differ from the model's set %r; matched by position",
+                     self.annotations_path, keypoint_set.name)  # fmt: skip
+        sigmas, sigmas_from = keypoint_set.sigmas, f"keypoint set {keypoint_set.name!r}"
+        if cat.sigmas_from == "annotations file" or sigmas is None:
+            sigmas, sigmas_from = cat.keypoint_set.sigmas, cat.sigmas_from
+        kset = KeypointSet(
+            name=keypoint_set.name, keypoints=keypoint_set.keypoints, skeleton=keypoint_set.skeleton,
+            flip_pairs=keypoint_set.flip_pairs, sigmas=sigmas, limb_colors=keypoint_set.limb_colors,
+            angles=keypoint_set.angles, source=keypoint_set.source,
+        )  # fmt: skip
+        category = KeypointCategory(cat.id, cat.name, kset, sigmas_from)
+        coco_json = {**self.coco_json, "categories": [category.to_json()]}
+        return dataclasses.replace(self, category=category, coco_json=coco_json)
+
 
 def _read_json(path: Path) -> dict:
     if not path.is_file():
@@ -203,21 +232,50 @@ def _category(path: Path, data: dict, category_id: int | None) -> KeypointCatego
                 f"annotations file {path}: category {cat['id']} skeleton pair {pair} is not in 1..{k}"
             )
         skeleton.append((a, b))
+    registered = keypoint_set_for(names=names)
+    sigmas, sigmas_from = None, ""
     if "sigmas" in cat:
-        sigmas = np.asarray(cat["sigmas"], np.float64)
+        sigmas, sigmas_from = np.asarray(cat["sigmas"], np.float64), "annotations file"
         if sigmas.shape != (k,):
             raise InputError(
                 f"annotations file {path}: category {cat['id']} has {sigmas.size} sigmas for {k} keypoints"
             )
+    elif registered.name in KEYPOINT_SETS and registered.sigmas is not None:
+        sigmas, sigmas_from = registered.sigma_array, f"keypoint set {registered.name!r}"
     else:
-        unknown = [n for n in names if n not in COCO_SIGMAS]
-        if unknown:
-            raise InputError(
-                f"annotations file {path}: category {cat['id']} keypoints {unknown} have no known OKS sigma; "
-                "add a 'sigmas' list (one per keypoint) to the category"
-            )
-        sigmas = np.array([COCO_SIGMAS[n] for n in names], np.float64)
-    return KeypointCategory(int(cat["id"]), str(cat.get("name", "")), names, tuple(skeleton), sigmas)
+        sigmas = _sigmas_by_name(names)
+        sigmas_from = "" if sigmas is None else "registered keypoint sets, by name"
+    try:
+        kset = KeypointSet(
+            name=registered.name if registered.name in KEYPOINT_SETS else str(cat.get("name") or "custom"),
+            keypoints=names,
+            skeleton=tuple(skeleton),
+            flip_pairs=registered.flip_pairs,
+            sigmas=None if sigmas is None else tuple(sigmas),
+            angles=registered.angles,
+        )
+    except ValueError as exc:
+        raise InputError(f"annotations file {path}: category {cat['id']}: {exc}") from None
+    return KeypointCategory(int(cat["id"]), str(cat.get("name", "")), kset, sigmas_from)
+
+
+def _sigmas_by_name(names: tuple[str, ...]) -> np.ndarray | None:
+    """Each name's OKS sigma in the first registered set that has it, or None if any name has none."""
+    known: dict[str, float] = {}
+    for kset in reversed(KEYPOINT_SETS.values()):  # earlier registrations win
+        if kset.sigmas is not None:
+            known.update(zip(kset.keypoints, kset.sigmas))
+    if not all(n in known for n in names):
+        return None
+    return np.array([known[n] for n in names], np.float64)
+
+
+def load_image(path) -> np.ndarray:
+    """(H, W, 3) uint8 BGR, or InputError naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"image {path} cannot be read (missing or not an image)")
+    return image
 
 
 def load_keypoint_dataset(

@@ -1,0 +1,1 @@
+"""datasets: COCO-format keypoint data (images + annotations), shared by evaluation and training."""
