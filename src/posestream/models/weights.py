@@ -204,7 +204,7 @@ def _download(known: KnownWeights, target: Path, endpoint: str | None) -> Path:
         if known.sha256
         else "size from the Hub"
     )
-    hint = f"download {known.url} ({size}) and put it at {target}, or pass --weights PATH"
+    hint = f"download {known.url} ({size}) and put it at {target}, or give a local file in place of {known.name!r}"
     if is_offline():
         raise ModelFileError(f"weights {known.name}: not in the cache and HF_HUB_OFFLINE is set: {hint}")
     from huggingface_hub import constants, hf_hub_download
