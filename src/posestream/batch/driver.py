@@ -14,7 +14,9 @@ keeps the finished videos.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +222,10 @@ def _follow(ray: Any, refs: dict[Any, VideoJob], board: Any, options: BatchOptio
     bar = _Bar(len(refs)) if options.progress else None
     pending = list(refs)
     snapshot: dict[str, dict[str, Any]] = {}
+    # Ctrl-C cancels the batch as `run` stops its graph: also in a process that was started with
+    # SIGINT ignored (a background job of a non-interactive shell passes the ignore on to Python).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
     try:
         while pending:
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
@@ -251,6 +257,8 @@ def _follow(ray: Any, refs: dict[Any, VideoJob], board: Any, options: BatchOptio
                 rows[job.name]["attempts"] = snapshot[job.name]["attempts"]
         if bar is not None:
             bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _outcome(ray: Any, ref: Any, job: VideoJob) -> dict[str, Any]:
