@@ -42,8 +42,8 @@ def test_sessions_and_codecs_get_the_budget(shared, tmp_path, vitpose_s_onnx, co
     if cores >= len(granted):
         assert sum(granted.values()) == cores  # never oversubscribed
         assert granted["pose"] == max(granted.values())  # the model stage gets most
-    else:
-        assert set(granted.values()) == {1}  # the floor: no pools on 2 cores
+    else:  # the light consumers keep their floor, the model's pool spans the cores
+        assert granted["pose"] == cores and {granted[k] for k in granted if k != "pose"} == {1}
     assert pipeline.resources["threads"].startswith(f"{sum(granted.values())} threads on {cores} cores")
 
 
