@@ -58,6 +58,7 @@ def main() -> int:
                   "modes": {}}  # fmt: skip
         report["ray_start_s"] = _timed([sys.executable, "-c", RAY_START])["wall_s"]
         report["run_one_frame_s"] = _timed(_posestream("run", str(clips[0]), *common[:4], "--max-frames", "1",
+                                                       "--out-json", str(work / "one-frame.jsonl"),
                                                        "--no-progress"))["wall_s"]  # fmt: skip
         for mode in args.modes:
             report["modes"][mode] = _mode(mode, clips, common, work / mode)
