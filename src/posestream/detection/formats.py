@@ -24,7 +24,7 @@ from pathlib import Path
 
 from posestream.detection.base import PERSON
 from posestream.errors import ModelFileError
-from posestream.runtime.sessions import Session
+from posestream.runtime.sessions import Session, onnx_facts
 
 __all__ = ["ModelFormat", "ModelSpec", "recognise_format", "num_anchors", "STRIDES"]
 
@@ -132,18 +132,6 @@ def _parse_metadata(
 
 
 def _has_exp_node(path: Path) -> bool:
-    """True when the ONNX graph (or a subgraph) contains an ``Exp`` node: YOLOX's in-graph decode."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-
-    def walk(graph: onnx.GraphProto) -> bool:
-        for node in graph.node:
-            if node.op_type == "Exp":
-                return True
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH and walk(attr.g):
-                    return True
-        return False
-
-    return walk(model.graph)
+    """True when the ONNX graph (or a subgraph) contains an ``Exp`` node: YOLOX's in-graph decode.
+    Read through the facts cache, so a run with a known detector file does not import ``onnx``."""
+    return "Exp" in onnx_facts(path)["op_types"]

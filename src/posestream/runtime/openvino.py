@@ -18,7 +18,6 @@ parsing the ONNX file at all.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ import numpy as np
 
 from posestream.errors import InputError, ModelFileError
 from posestream.runtime.quantize import CalibrationFactory, file_key, quantized_model
-from posestream.runtime.sessions import TensorSpec, read_onnx_facts
+from posestream.runtime.sessions import TensorSpec, onnx_facts
 
 __all__ = ["OpenVinoSession", "cpu_native_precisions", "core"]
 
@@ -104,7 +103,7 @@ class OpenVinoSession:
             )
             precision, hint = "fp32", "f32"
 
-        facts = self._facts(self.path)  # inputs, outputs, metadata (cached beside the blobs)
+        facts = onnx_facts(self.path, self.cache_dir)  # inputs, outputs, metadata (cached beside the blobs)
         compile_path = self.path
         if precision == "int8" and not facts["quantized"]:
             compile_path = quantized_model(self.path, "openvino", calibration, facts["metadata"], self.cache_dir)
@@ -143,22 +142,3 @@ class OpenVinoSession:
 
     def __repr__(self) -> str:
         return f"OpenVinoSession({str(self.path)!r}, {self.name}, threads={self.threads})"
-
-    # ------------------------------------------------------------------ facts and cache
-    def _facts(self, path: Path) -> dict:
-        """Inputs, outputs (name, shape, element type), metadata and whether the graph is quantised.
-
-        Read from the ONNX file once (protobuf, without running anything), then from a JSON file
-        keyed by the file's path, size and modification time.
-        """
-        cached = self.cache_dir / f"{file_key(path, 'facts')}.json"
-        if cached.is_file():
-            try:
-                return json.loads(cached.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                logger.info("%s: unreadable cache entry %s, reading the model again", path.name, cached)
-        facts = read_onnx_facts(path)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_text(json.dumps(facts), encoding="utf-8")
-        tmp.replace(cached)
-        return facts

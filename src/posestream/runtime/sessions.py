@@ -16,6 +16,7 @@ Whatever goes wrong while loading a file is a ``ModelFileError`` naming the file
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,7 @@ def open_session(
         if precision not in ("fp32", "int8"):
             raise InputError(f"{what}: onnxruntime runs fp32 or int8 (fp16 files as they are), not {precision!r}")
         if precision == "int8":
-            facts = read_onnx_facts(path)
+            facts = onnx_facts(path, Path(cache_dir))
             if not facts["quantized"]:
                 from posestream.runtime.quantize import quantized_model
 
@@ -294,8 +295,10 @@ def ort_load_errors() -> tuple[type[Exception], ...]:
 
 
 def read_onnx_facts(path: Path) -> dict:
-    """Inputs and outputs ``[name, shape, "f32"|"f16"|"f64"|None]``, metadata, and whether the graph is
-    already quantised, parsed from the file without running anything (JSON-ready)."""
+    """Inputs and outputs ``[name, shape, "f32"|"f16"|"f64"|None]``, metadata, the op types of the
+    graph and its subgraphs, and whether it is already quantised, parsed from the file without
+    running anything (JSON-ready). Costs the ``onnx`` import (~1.4 s here): start-up paths use
+    ``onnx_facts``, which caches the result."""
     import onnx
     from onnx import TensorProto
 
@@ -311,11 +314,51 @@ def read_onnx_facts(path: Path) -> dict:
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
         return [value.name, dims, types.get(tensor.elem_type)]
 
-    quantized = any(node.op_type in ("QuantizeLinear", "DequantizeLinear", "MatMulInteger", "ConvInteger")
-                    for node in model.graph.node)  # fmt: skip
+    def op_types(graph) -> set[str]:
+        found = set()
+        for node in graph.node:
+            found.add(node.op_type)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    found |= op_types(attr.g)
+                for sub in attr.graphs:
+                    found |= op_types(sub)
+        return found
+
+    ops = op_types(model.graph)
     return {
         "inputs": [spec(v) for v in model.graph.input if v.name not in initializers],
         "outputs": [spec(v) for v in model.graph.output],
         "metadata": {p.key: p.value for p in model.metadata_props},
-        "quantized": quantized,
+        "op_types": sorted(ops),
+        "quantized": bool(ops & {"QuantizeLinear", "DequantizeLinear", "MatMulInteger", "ConvInteger"}),
     }
+
+
+def onnx_facts(path: Path, cache_dir: Path | None = None) -> dict:
+    """``read_onnx_facts``, parsed once per file version and then read from a small JSON file in
+    ``cache_dir`` (default ``<posestream cache>/onnx-facts``), keyed by the file's path, size and
+    modification time: a run with cached models never imports ``onnx``."""
+    import json
+
+    from posestream.runtime.quantize import file_key
+
+    if cache_dir is None:
+        from posestream.paths import cache_dir as default_cache
+
+        cache_dir = default_cache() / "onnx-facts"
+    cached = Path(cache_dir) / f"{file_key(Path(path), 'facts', 'op_types')}.json"
+    if cached.is_file():
+        try:
+            return json.loads(cached.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.info("%s: unreadable cache entry %s, reading the model again", Path(path).name, cached)
+    facts = read_onnx_facts(path)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(facts), encoding="utf-8")
+        tmp.replace(cached)
+    except OSError as exc:  # a read-only cache only costs the next run the parse
+        logger.info("%s: facts not cached (%s)", Path(path).name, exc)
+    return facts

@@ -45,7 +45,6 @@ def test_second_open_reads_the_cached_facts_not_the_onnx_file(tiny_onnx, tmp_pat
         raise AssertionError("the ONNX file was parsed again")
 
     monkeypatch.setattr(sessions, "read_onnx_facts", no_parse)
-    monkeypatch.setattr("posestream.runtime.openvino.read_onnx_facts", no_parse)
     second = sessions.open_session(tiny_onnx, engine="openvino", threads=1, cache_dir=cache)
     assert second.inputs == first.inputs and second.metadata == first.metadata
 
