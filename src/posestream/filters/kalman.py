@@ -38,7 +38,6 @@ import logging
 import math
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
 
 from posestream.filters.one_euro import expand_prefix
 
@@ -89,6 +88,8 @@ class KalmanSmoother:
         self.score_eps = float(score_eps)
         self.init_velocity_var = float(init_velocity_var)
         # filterpy's Q for dt = 1: var * [[1/4, 1/2], [1/2, 1]]; scaled per element by powers of dt below
+        from filterpy.common import Q_discrete_white_noise  # here: filterpy imports scipy.stats (~1.5 s)
+
         self._q_unit = Q_discrete_white_noise(dim=2, dt=1.0, var=self.process_var)
         self.reset()
 

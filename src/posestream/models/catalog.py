@@ -33,8 +33,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +244,9 @@ def _download(known: KnownDetector, target: Path, progress: Callable[[int], None
     part = target.with_name(target.name + ".part")
     log.warning("downloading %s (%.1f MB) from %s", known.name, known.size_bytes / 1e6, known.url)
     digest, received = hashlib.sha256(), 0
+    import urllib.error  # here, not at the top: a run on cached files has no use for http.client
+    import urllib.request
+
     try:
         with urllib.request.urlopen(known.url, timeout=_DOWNLOAD_TIMEOUT_S) as response, open(part, "wb") as out:
             while chunk := response.read(_CHUNK):
