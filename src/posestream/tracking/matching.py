@@ -3,58 +3,23 @@
 All functions are vectorised and allocation-light; shapes are in the docstrings. Costs are
 ``1 - similarity`` so the assignment minimises cost and a threshold is a *maximum* cost.
 
-Solver choice: ``scipy.optimize.linear_sum_assignment`` with gating rather than
-``lap.lapjv(extend_cost=True, cost_limit=...)``. Filling every pair above the threshold with the
-threshold itself and then discarding those pairs gives the same objective as ``lapjv``'s
-``cost_limit`` (minimise the sum of ``cost - max_cost`` over kept pairs; an unmatched row or column
-costs ``max_cost / 2``). scipy is already a core dependency, ships wheels everywhere, and is the
-solver used by the reference we test against (``supervision``), which removes one source of
-tie-breaking differences in the differential test. At tracking sizes (tens of people) both run in
-microseconds, so speed does not decide.
-
-Start-up: ``import scipy.optimize`` takes ~0.7 s on a 2-core machine, more than opening both
-models from the compile cache. The first frame of a run never needs the solver (there are no
-tracks yet), so it is not imported up front: the first assignment that needs no solve starts the
-import on a background thread (``prewarm``), while that frame's pose inference runs in native code,
-and the next frame's assignment finds it loaded or waits for it (Python's import lock). Started
-earlier, while the models load, the import's Python work would slow the loading instead.
+Solver choice: ``lap.lapjv(extend_cost=True, cost_limit=max_cost)`` (Jonker-Volgenant, as in
+the ByteTrack reference): a pair above ``max_cost`` costs more than leaving its row and column
+unmatched (``max_cost / 2`` each), so it is never kept. ``scipy.optimize.linear_sum_assignment``
+on the gated matrix (every pair above the threshold filled with the threshold, then discarded)
+has the same optimum and was used before (``test_gated_scipy_assignment_equals_lapjv_cost_limit``
+holds the two to the same matches), but ``import scipy.optimize`` takes ~0.7 s on a 2-core
+machine, more than opening both models from the compile cache, and a tracked run imported it
+before its first frame was out: ``lap`` imports in milliseconds. At tracking sizes (tens of
+people) both solve in microseconds.
 """
 
 from __future__ import annotations
 
-import threading
-
+import lap
 import numpy as np
 
-__all__ = ["box_iou", "fuse_score", "linear_assignment", "prewarm"]
-
-
-def _solver():
-    from scipy.optimize import linear_sum_assignment
-
-    return linear_sum_assignment
-
-
-_prewarm_lock = threading.Lock()
-_prewarmed = False
-
-
-def prewarm() -> None:
-    """Start importing the solver on a daemon thread (once per process), so a later assignment
-    finds it loaded; a concurrent import waits for this one, a failed one raises there again."""
-    global _prewarmed
-    with _prewarm_lock:
-        if _prewarmed:
-            return
-        _prewarmed = True
-
-    def load() -> None:
-        try:
-            _solver()
-        except Exception:  # noqa: BLE001 - reported by the import that needs it
-            pass
-
-    threading.Thread(target=load, name="import-scipy-optimize", daemon=True).start()
+__all__ = ["box_iou", "fuse_score", "linear_assignment"]
 
 
 def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
@@ -98,12 +63,13 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
         raise ValueError(f"linear_assignment: cost must be 2-D (N, M), got shape {cost.shape}")
     n, m = cost.shape
     if n == 0 or m == 0:
-        prewarm()  # the solver is needed soon (see the module docstring)
         return np.zeros((0, 2), np.int64), np.arange(n, dtype=np.int64), np.arange(m, dtype=np.int64)
     allowed = cost <= max_cost  # NaN compares False: never matched
-    gated = np.where(allowed, cost, max_cost)  # see module docstring: same objective as lapjv cost_limit
-    rows, cols = _solver()(gated)
-    keep = allowed[rows, cols]
+    above = np.where(allowed, cost, float(max_cost) + 1.0)  # finite, and never worth matching
+    _, row_to_col, _ = lap.lapjv(above, extend_cost=True, cost_limit=float(max_cost))
+    rows = np.flatnonzero(row_to_col >= 0)
+    cols = row_to_col[rows]
+    keep = allowed[rows, cols]  # a pair at exactly max_cost ties with leaving both unmatched
     matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
     row_free = np.ones(n, bool)
     row_free[matches[:, 0]] = False

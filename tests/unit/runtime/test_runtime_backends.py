@@ -335,23 +335,23 @@ def test_an_onnx_run_never_imports_torch(tmp_path, make_video):
     assert len(out.read_text().splitlines()) == 4
 
 
-def test_a_run_on_cached_models_imports_none_of_the_slow_modules(tmp_path, make_video, shared):
+def test_a_run_on_cached_models_imports_none_of_the_slow_modules(tmp_path, shared):
     """Start-up: the second run on the same files (facts and compiled models cached) with the real
-    YOLOX and the default one-euro smoothing never imports ``onnx`` (1.4 s here, for the facts),
-    ``filterpy`` (scipy.stats, 1.5 s; Kalman only) or ``torch``; a one-frame run needs no solver."""
+    YOLOX, tracking and the default one-euro smoothing never imports ``onnx`` (1.4 s here, for the
+    facts), ``filterpy`` (scipy.stats, 1.5 s; Kalman only), ``scipy.optimize`` (0.7 s) or ``torch``."""
     import os
     import subprocess
     import sys
 
     model = write_tiny_onnx(tmp_path / "pose.onnx")
-    video = make_video(n=3)
+    video = shared / "media" / "pose2sim_multiperson_cam01.mp4"  # people: the tracker solves assignments
     detector = shared / "models" / "yolox_nano_coco.onnx"
     code = (
         "import sys\n"
         "from posestream.cli import main\n"
         f"rc = main(['run', {str(video)!r}, '--detector', {str(detector)!r}, '--pose-model', {str(model)!r},"
-        f" '--out-json', sys.argv[1], '--max-frames', '1', '--no-progress'])\n"
-        "slow = [m for m in ('onnx', 'filterpy', 'scipy.stats', 'torch') if m in sys.modules]\n"
+        f" '--out-json', sys.argv[1], '--max-frames', '4', '--no-progress'])\n"
+        "slow = [m for m in ('onnx', 'filterpy', 'scipy.stats', 'scipy.optimize', 'torch') if m in sys.modules]\n"
         "print('IMPORTED', *slow, 'RC', rc)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "POSESTREAM_CACHE": str(tmp_path / "cache")}
@@ -361,7 +361,7 @@ def test_a_run_on_cached_models_imports_none_of_the_slow_modules(tmp_path, make_
         done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
                               timeout=120, env=env)  # fmt: skip
         assert done.returncode == 0, done.stderr
-        assert len(out.read_text().splitlines()) == 1
+        assert len(out.read_text().splitlines()) == 4
         lines.append(done.stdout.split("IMPORTED", 1)[1].split())
     assert "onnx" in lines[0]  # the first run parses the files: the check below can fail
     assert lines[1] == ["RC", "0"], lines
