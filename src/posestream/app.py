@@ -94,21 +94,11 @@ def load_models(config: Config, budget: ThreadBudget | None = None) -> Models:
     """Load the pose backend and person detector that ``config`` names (either may be None), with
     the threads of ``budget`` (default: the config's own CPU thread budget)."""
     budget = budget or thread_budget(config)
-    p = config.pose
-    if not (_named(p.model) or p.variant or p.weights or _named(config.detector.model)):
-        return Models(pose=build_pose_backend(config), detector=None)  # neither: nothing to load
-    # The detector opens on a second thread while the pose model opens here: both mostly wait on
-    # native code (reading, compiling or importing compiled blobs), so start-up takes the longer.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="load-detector") as pool:
-        detector = pool.submit(_build_detector, config, threads=budget.threads.get("detector", 1))
-        try:
-            backend = build_pose_backend(config, threads=budget.threads.get("pose", budget.threads.get("pose.0")))
-        except BaseException:
-            detector.cancel()
-            raise  # the pool waits for a detector already loading; its own error, if any, is dropped
-        return Models(pose=backend, detector=detector.result())
+    backend = build_pose_backend(config, threads=budget.threads.get("pose", budget.threads.get("pose.0")))
+    detector = None
+    if backend is not None or _named(config.detector.model):
+        detector = _build_detector(config, threads=budget.threads.get("detector", 1))
+    return Models(pose=backend, detector=detector)
 
 
 def with_default_models(config: Config) -> tuple[Config, str | None]:

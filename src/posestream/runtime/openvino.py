@@ -37,6 +37,9 @@ _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 comes from the q
 _NUMPY = {"f32": np.float32, "f16": np.float16, "f64": np.float64}
 _CORE = None
 _CORE_LOCK = threading.Lock()
+# OpenVINO sets the process's locale to "C" and back around a model load; two loads at once can
+# leave it at "C" (text I/O then decodes as ASCII), so loads take turns.
+_LOAD_LOCK = threading.Lock()
 
 
 def core():
@@ -116,7 +119,8 @@ class OpenVinoSession:
             "CACHE_DIR": str(self.cache_dir / "blobs"),
         }
         try:
-            self.compiled = core().compile_model(str(compile_path), "CPU", config)
+            with _LOAD_LOCK:
+                self.compiled = core().compile_model(str(compile_path), "CPU", config)
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{self.path}: OpenVINO cannot compile this model ({reason})") from exc
