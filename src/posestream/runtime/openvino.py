@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from posestream.errors import InputError, ModelFileError
-from posestream.runtime.quantize import CalibrationFactory, file_key, quantized_model
+from posestream.runtime.quantize import CalibrationFactory, quantized_model
 from posestream.runtime.sessions import TensorSpec, onnx_facts
 
 __all__ = ["OpenVinoSession", "cpu_native_precisions", "core"]

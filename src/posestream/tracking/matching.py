@@ -7,7 +7,7 @@ Solver choice: ``lap.lapjv(extend_cost=True, cost_limit=max_cost)`` (Jonker-Volg
 the ByteTrack reference): a pair above ``max_cost`` costs more than leaving its row and column
 unmatched (``max_cost / 2`` each), so it is never kept. ``scipy.optimize.linear_sum_assignment``
 on the gated matrix (every pair above the threshold filled with the threshold, then discarded)
-has the same optimum and was used before (``test_gated_scipy_assignment_equals_lapjv_cost_limit``
+has the same optimum and was used before (``test_lapjv_cost_limit_equals_scipy_on_the_gated_matrix``
 holds the two to the same matches), but ``import scipy.optimize`` takes ~0.7 s on a 2-core
 machine, more than opening both models from the compile cache, and a tracked run imported it
 before its first frame was out: ``lap`` imports in milliseconds. At tracking sizes (tens of

@@ -359,7 +359,7 @@ def test_a_run_on_cached_models_imports_none_of_the_slow_modules(tmp_path, share
     for run in ("first", "second"):
         out = tmp_path / f"{run}.jsonl"
         done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
-                              timeout=120, env=env)  # fmt: skip
+                              timeout=120, env=env, check=False)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert len(out.read_text().splitlines()) == 4
         lines.append(done.stdout.split("IMPORTED", 1)[1].split())
