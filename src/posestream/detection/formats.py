@@ -104,7 +104,9 @@ def recognise_format(session: Session, path: Path) -> ModelSpec:
             f"{path}: output {out_shapes[0]} fits both YOLOX and Ultralytics layouts; {expected}"
         )
     if d1 == anchors and d2 is not None and d2 >= 6:
-        fmt = ModelFormat.YOLOX_DECODED if _has_exp_node(path) else ModelFormat.YOLOX_RAW
+        # OpenVINO sessions have read (and cached) the same facts in their cache folder: no second parse
+        decoded = _has_exp_node(path, getattr(session, "cache_dir", None))
+        fmt = ModelFormat.YOLOX_DECODED if decoded else ModelFormat.YOLOX_RAW
         return ModelSpec(fmt, (h, w), d2 - 5)
     if d2 == anchors and d1 is not None and d1 >= 5:
         return ModelSpec(ModelFormat.ULTRALYTICS, (h, w), d1 - 4)
@@ -131,7 +133,8 @@ def _parse_metadata(
     return names, imgsz, meta.get("task")
 
 
-def _has_exp_node(path: Path) -> bool:
+def _has_exp_node(path: Path, cache_dir: Path | None = None) -> bool:
     """True when the ONNX graph (or a subgraph) contains an ``Exp`` node: YOLOX's in-graph decode.
-    Read through the facts cache, so a run with a known detector file does not import ``onnx``."""
-    return "Exp" in onnx_facts(path)["op_types"]
+    Read through the facts cache (``onnx_facts``), so a run with a known detector file does not
+    import ``onnx``."""
+    return "Exp" in onnx_facts(path, cache_dir)["op_types"]
